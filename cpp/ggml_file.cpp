@@ -1,0 +1,219 @@
+#include "ggml_file.h"
+
+#include "errors.h"
+
+#include "ggml.h"
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <sys/stat.h>
+
+namespace dattavani {
+namespace {
+
+constexpr uint32_t k_ggml_magic = 0x67676d6c;  // "ggml", as whisper.cpp writes it
+constexpr int32_t k_n_fft_bins = 201;           // 1 + 400/2: whisper's STFT size
+
+struct file_closer {
+    void operator()(FILE * f) const { std::fclose(f); }
+};
+
+class reader {
+public:
+    reader(const std::string & path, uint64_t size) : path_(path), size_(size) {
+        file_.reset(std::fopen(path.c_str(), "rb"));
+        if (!file_) {
+            fail("cannot open the file for reading");
+        }
+    }
+
+    [[noreturn]] void fail(const std::string & reason) const {
+        throw model_load_error("cannot load model '" + path_ + "': " + reason);
+    }
+
+    uint64_t offset() const { return offset_; }
+    uint64_t remaining() const { return size_ - offset_; }
+
+    int32_t i32(const char * what) {
+        int32_t v = 0;
+        bytes(&v, sizeof(v), what);
+        return v;
+    }
+
+    void bytes(void * out, size_t n, const char * what) {
+        if (n > remaining() || std::fread(out, 1, n, file_.get()) != n) {
+            fail(std::string("file is truncated (ends inside ") + what + " at byte " +
+                 std::to_string(offset_) + " of " + std::to_string(size_) + ")");
+        }
+        offset_ += n;
+    }
+
+    void skip(uint64_t n, const char * what) {
+        if (n > remaining()) {
+            fail(std::string("file is truncated (") + what + " needs " + std::to_string(n) +
+                 " bytes at byte " + std::to_string(offset_) + ", only " +
+                 std::to_string(remaining()) + " remain)");
+        }
+        if (std::fseek(file_.get(), static_cast<long>(offset_ + n), SEEK_SET) != 0) {
+            fail("seek failed");
+        }
+        offset_ += n;
+    }
+
+private:
+    std::string path_;
+    uint64_t size_;
+    uint64_t offset_ = 0;
+    std::unique_ptr<FILE, file_closer> file_;
+};
+
+void check_range(const reader & r, const char * name, int32_t v, int32_t lo, int32_t hi) {
+    if (v < lo || v > hi) {
+        r.fail(std::string("hyper-parameter ") + name + " = " + std::to_string(v) +
+               " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    }
+}
+
+// Tensors whisper.cpp expects: 7 encoder-wide + 15 per encoder layer, 4 decoder-wide + 24 per
+// decoder layer (see whisper_model_load's tensor table).
+int32_t expected_tensor_count(int32_t n_audio_layer, int32_t n_text_layer) {
+    return 7 + 15 * n_audio_layer + 4 + 24 * n_text_layer;
+}
+
+} // namespace
+
+ggml_file_info inspect_ggml_file(const std::string & path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        throw model_load_error("cannot load model '" + path + "': no such file");
+    }
+    if (S_ISDIR(st.st_mode)) {
+        throw model_load_error("cannot load model '" + path + "': it is a directory, not a file");
+    }
+    if (!S_ISREG(st.st_mode)) {
+        throw model_load_error("cannot load model '" + path + "': not a regular file");
+    }
+    ggml_file_info info;
+    info.file_bytes = static_cast<uint64_t>(st.st_size);
+    if (info.file_bytes == 0) {
+        throw model_load_error("cannot load model '" + path + "': the file is empty");
+    }
+
+    reader r(path, info.file_bytes);
+    uint32_t magic = 0;
+    r.bytes(&magic, sizeof(magic), "the magic number");
+    if (magic != k_ggml_magic) {
+        char hex[16];
+        std::snprintf(hex, sizeof(hex), "0x%08x", magic);
+        r.fail(std::string("not a whisper GGML file (magic ") + hex + ", expected 0x67676d6c)");
+    }
+
+    info.n_vocab = r.i32("the hyper-parameters");
+    info.n_audio_ctx = r.i32("the hyper-parameters");
+    info.n_audio_state = r.i32("the hyper-parameters");
+    info.n_audio_head = r.i32("the hyper-parameters");
+    info.n_audio_layer = r.i32("the hyper-parameters");
+    info.n_text_ctx = r.i32("the hyper-parameters");
+    info.n_text_state = r.i32("the hyper-parameters");
+    info.n_text_head = r.i32("the hyper-parameters");
+    info.n_text_layer = r.i32("the hyper-parameters");
+    info.n_mels = r.i32("the hyper-parameters");
+    info.ftype = r.i32("the hyper-parameters");
+
+    // Whisper's special tokens sit at fixed offsets from the end of its vocabularies (51864 for
+    // English-only, 51865 multilingual, 51866 for large-v3): whisper.cpp indexes them blindly.
+    check_range(r, "n_vocab", info.n_vocab, 51864, 51866);
+    check_range(r, "n_audio_ctx", info.n_audio_ctx, 1, 1500);
+    check_range(r, "n_audio_state", info.n_audio_state, 1, 8192);
+    check_range(r, "n_audio_head", info.n_audio_head, 1, 128);
+    check_range(r, "n_audio_layer", info.n_audio_layer, 1, 128);
+    check_range(r, "n_text_ctx", info.n_text_ctx, 1, 448);
+    check_range(r, "n_text_state", info.n_text_state, 1, 8192);
+    check_range(r, "n_text_head", info.n_text_head, 1, 128);
+    check_range(r, "n_text_layer", info.n_text_layer, 1, 128);
+    if (info.n_mels != 80 && info.n_mels != 128) {
+        r.fail("hyper-parameter n_mels = " + std::to_string(info.n_mels) + " (expected 80 or 128)");
+    }
+    if (info.n_audio_state != info.n_text_state) {
+        r.fail("n_audio_state (" + std::to_string(info.n_audio_state) + ") != n_text_state (" +
+               std::to_string(info.n_text_state) + ")");
+    }
+    if (info.n_audio_state % info.n_audio_head != 0 || info.n_text_state % info.n_text_head != 0) {
+        r.fail("the state size is not a multiple of the head count");
+    }
+    const int32_t ftype = info.ftype % GGML_QNT_VERSION_FACTOR;
+    if (ftype < 0 || ggml_ftype_to_ggml_type(static_cast<ggml_ftype>(ftype)) == GGML_TYPE_COUNT) {
+        r.fail("unknown ftype " + std::to_string(info.ftype));
+    }
+
+    const int32_t n_mel = r.i32("the mel filters");
+    const int32_t n_fft = r.i32("the mel filters");
+    if (n_mel != info.n_mels || n_fft != k_n_fft_bins) {
+        r.fail("mel filter bank is " + std::to_string(n_mel) + "x" + std::to_string(n_fft) +
+               ", expected " + std::to_string(info.n_mels) + "x" + std::to_string(k_n_fft_bins));
+    }
+    r.skip(static_cast<uint64_t>(n_mel) * n_fft * sizeof(float), "the mel filters");
+
+    const int32_t n_vocab_file = r.i32("the vocabulary");
+    if (n_vocab_file < 0 || n_vocab_file > info.n_vocab) {
+        r.fail("vocabulary holds " + std::to_string(n_vocab_file) + " tokens, n_vocab is " +
+               std::to_string(info.n_vocab));
+    }
+    for (int32_t i = 0; i < n_vocab_file; ++i) {
+        const int32_t len = r.i32("the vocabulary");
+        if (len < 0 || len > 1024) {
+            r.fail("vocabulary token " + std::to_string(i) + " has length " + std::to_string(len));
+        }
+        r.skip(static_cast<uint64_t>(len), "the vocabulary");
+    }
+
+    // whisper.cpp reads three int32 and stops at end of file; anything shorter that is left over
+    // would be read as garbage.
+    while (r.remaining() > 0) {
+        if (r.remaining() < 3 * sizeof(int32_t)) {
+            r.fail(std::to_string(r.remaining()) + " stray bytes after the last tensor");
+        }
+        const int32_t n_dims = r.i32("a tensor header");
+        const int32_t name_len = r.i32("a tensor header");
+        const int32_t ttype = r.i32("a tensor header");
+        const std::string where = "tensor #" + std::to_string(info.n_tensors);
+        if (n_dims < 1 || n_dims > 4) {
+            r.fail(where + " has " + std::to_string(n_dims) + " dimensions");
+        }
+        if (name_len < 1 || name_len > 256) {
+            r.fail(where + " has a name of length " + std::to_string(name_len));
+        }
+        if (ttype < 0 || ttype >= GGML_TYPE_COUNT || ggml_type_size(static_cast<ggml_type>(ttype)) == 0 ||
+            ggml_blck_size(static_cast<ggml_type>(ttype)) <= 0) {
+            r.fail(where + " has unknown type " + std::to_string(ttype));
+        }
+        int64_t ne[4] = {1, 1, 1, 1};
+        for (int32_t d = 0; d < n_dims; ++d) {
+            ne[d] = r.i32("a tensor header");
+            if (ne[d] < 1 || ne[d] > (1 << 20)) {
+                r.fail(where + " has dimension " + std::to_string(d) + " = " + std::to_string(ne[d]));
+            }
+        }
+        std::string name(static_cast<size_t>(name_len), '\0');
+        r.bytes(name.data(), name.size(), "a tensor name");
+        const auto type = static_cast<ggml_type>(ttype);
+        if (ne[0] % ggml_blck_size(type) != 0) {
+            r.fail("tensor '" + name + "' row of " + std::to_string(ne[0]) +
+                   " elements is not a multiple of its block size");
+        }
+        const uint64_t n_bytes = ggml_row_size(type, ne[0]) * static_cast<uint64_t>(ne[1] * ne[2] * ne[3]);
+        r.skip(n_bytes, ("the data of tensor '" + name + "'").c_str());
+        info.tensor_bytes += n_bytes;
+        info.n_tensors += 1;
+    }
+
+    const int32_t expected = expected_tensor_count(info.n_audio_layer, info.n_text_layer);
+    if (info.n_tensors != expected) {
+        r.fail("holds " + std::to_string(info.n_tensors) + " tensors, a whisper model of these layers "
+               "has " + std::to_string(expected));
+    }
+    return info;
+}
+
+} // namespace dattavani

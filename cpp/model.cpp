@@ -1,0 +1,353 @@
+#include "model.h"
+
+#include "errors.h"
+
+#include <algorithm>
+#include <chrono>
+#include <exception>
+
+namespace dattavani {
+namespace {
+
+constexpr int k_sample_rate = WHISPER_SAMPLE_RATE;
+constexpr int k_max_decoders = 8;  // whisper.cpp's WHISPER_MAX_DECODERS
+
+context_ptr load_context(const std::string & path, const model_params & params) {
+    whisper_context_params cparams = whisper_context_default_params();
+    cparams.use_gpu = params.use_gpu;
+    cparams.gpu_device = params.gpu_device;
+    cparams.flash_attn = params.flash_attn;
+    context_ptr ctx(whisper_init_from_file_with_params_no_state(path.c_str(), cparams));
+    if (!ctx) {
+        throw model_load_error("cannot load model '" + path +
+                               "': whisper.cpp rejected it (see the dattavani.native log)");
+    }
+    return ctx;
+}
+
+model_params checked(const model_params & params) {
+    if (params.max_states < 1 || params.max_states > 256) {
+        throw options_error("max_states must be in [1, 256], got " + std::to_string(params.max_states));
+    }
+    if (params.gpu_device < 0) {
+        throw options_error("gpu_device must be >= 0, got " + std::to_string(params.gpu_device));
+    }
+    return params;
+}
+
+// Everything whisper.cpp calls back into during whisper_full. Exceptions must not unwind through
+// whisper.cpp's C frames: a throwing callback is recorded, the run is aborted, and the exception is
+// rethrown once whisper_full has returned.
+struct run_context {
+    whisper_context * ctx;
+    const transcribe_callbacks * callbacks;
+    const cancel_token * cancel;
+    std::exception_ptr error;
+
+    bool should_stop() const { return error != nullptr || (cancel != nullptr && cancel->cancelled()); }
+};
+
+segment_result read_segment(whisper_context * ctx, whisper_state * state, int i) {
+    segment_result seg;
+    // whisper.cpp counts time in 10 ms ticks.
+    seg.start = whisper_full_get_segment_t0_from_state(state, i) * 0.01;
+    seg.end = whisper_full_get_segment_t1_from_state(state, i) * 0.01;
+    seg.text = whisper_full_get_segment_text_from_state(state, i);
+    seg.no_speech_prob = whisper_full_get_segment_no_speech_prob_from_state(state, i);
+    const whisper_token eot = whisper_token_eot(ctx);
+    const int n_tokens = whisper_full_n_tokens_from_state(state, i);
+    double logprob_sum = 0.0;
+    for (int j = 0; j < n_tokens; ++j) {
+        const whisper_token_data data = whisper_full_get_token_data_from_state(state, i, j);
+        if (data.id >= eot) {
+            continue;  // special and timestamp tokens
+        }
+        token_result tok;
+        tok.id = data.id;
+        tok.text = whisper_full_get_token_text_from_state(ctx, state, i, j);
+        tok.p = data.p;
+        tok.plog = data.plog;
+        tok.start = data.t0 * 0.01;
+        tok.end = data.t1 * 0.01;
+        logprob_sum += data.plog;
+        seg.tokens.push_back(std::move(tok));
+    }
+    if (!seg.tokens.empty()) {
+        seg.avg_logprob = static_cast<float>(logprob_sum / seg.tokens.size());
+    }
+    return seg;
+}
+
+void on_new_segment(whisper_context * ctx, whisper_state * state, int n_new, void * user_data) {
+    auto * run = static_cast<run_context *>(user_data);
+    if (run->error || !run->callbacks->on_segment) {
+        return;
+    }
+    try {
+        const int n = whisper_full_n_segments_from_state(state);
+        for (int i = n - n_new; i < n; ++i) {
+            run->callbacks->on_segment(read_segment(ctx, state, i));
+        }
+    } catch (...) {
+        run->error = std::current_exception();
+    }
+}
+
+void on_progress(whisper_context *, whisper_state *, int progress, void * user_data) {
+    auto * run = static_cast<run_context *>(user_data);
+    if (run->error || !run->callbacks->on_progress) {
+        return;
+    }
+    try {
+        run->callbacks->on_progress(std::clamp(progress, 0, 100) / 100.0f);
+    } catch (...) {
+        run->error = std::current_exception();
+    }
+}
+
+bool on_encoder_begin(whisper_context *, whisper_state *, void * user_data) {
+    return !static_cast<run_context *>(user_data)->should_stop();
+}
+
+bool on_abort(void * user_data) {
+    return static_cast<run_context *>(user_data)->should_stop();
+}
+
+void check_samples(size_t n_samples) {
+    if (n_samples == 0) {
+        throw options_error("the audio is empty (0 samples)");
+    }
+    // whisper.cpp indexes samples with int.
+    if (n_samples > static_cast<size_t>(INT32_MAX)) {
+        throw options_error("the audio is too long for one call (" + std::to_string(n_samples) +
+                            " samples); split it into windows");
+    }
+}
+
+} // namespace
+
+void validate_options(const transcribe_options & o) {
+    auto fail = [](const std::string & what) { throw options_error(what); };
+    if (!o.language.empty() && whisper_lang_id(o.language.c_str()) < 0) {
+        fail("unknown language '" + o.language + "'");
+    }
+    if (o.n_threads < 1 || o.n_threads > 512) {
+        fail("threads must be in [1, 512], got " + std::to_string(o.n_threads));
+    }
+    if (o.beam_size < 0 || o.beam_size > k_max_decoders) {
+        fail("beam_size must be 0 (greedy) or in [1, " + std::to_string(k_max_decoders) + "], got " +
+             std::to_string(o.beam_size));
+    }
+    if (o.best_of < 1 || o.best_of > k_max_decoders) {
+        fail("best_of must be in [1, " + std::to_string(k_max_decoders) + "], got " +
+             std::to_string(o.best_of));
+    }
+    if (!(o.temperature >= 0.0f && o.temperature <= 2.0f)) {
+        fail("temperature must be in [0, 2], got " + std::to_string(o.temperature));
+    }
+    if (!(o.temperature_inc >= 0.0f && o.temperature_inc <= 1.0f)) {
+        fail("temperature_increment must be in [0, 1], got " + std::to_string(o.temperature_inc));
+    }
+    if (!(o.no_speech_thold >= 0.0f && o.no_speech_thold <= 1.0f)) {
+        fail("no_speech_threshold must be in [0, 1], got " + std::to_string(o.no_speech_thold));
+    }
+    if (!(o.entropy_thold >= 0.0f)) {
+        fail("entropy_threshold must be >= 0, got " + std::to_string(o.entropy_thold));
+    }
+    if (o.max_len < 0 || o.max_tokens < 0 || o.offset_ms < 0 || o.duration_ms < 0 || o.audio_ctx < 0 ||
+        o.n_max_text_ctx < 0) {
+        fail("max_len, max_tokens, offset_ms, duration_ms, audio_ctx and n_max_text_ctx must be >= 0");
+    }
+    if (o.audio_ctx > 1500) {
+        fail("audio_ctx must be <= 1500, got " + std::to_string(o.audio_ctx));
+    }
+}
+
+state_pool::lease::~lease() {
+    if (state_) {
+        pool_->release(std::move(state_));
+    }
+}
+
+state_pool::lease state_pool::acquire(const cancel_token * cancel) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (idle_.empty() && created_ >= max_states_) {
+        // Wake up now and then so a cancelled call stops waiting for a state.
+        available_.wait_for(lock, std::chrono::milliseconds(50));
+        if (cancel != nullptr && cancel->cancelled()) {
+            throw cancelled_error("transcription cancelled");
+        }
+    }
+    if (!idle_.empty()) {
+        state_ptr state = std::move(idle_.back());
+        idle_.pop_back();
+        return lease(*this, std::move(state));
+    }
+    created_ += 1;
+    lock.unlock();
+    // Allocating a state (KV caches, compute buffers) is slow: not under the lock.
+    state_ptr state(whisper_init_state(ctx_));
+    if (!state) {
+        lock.lock();
+        created_ -= 1;
+        available_.notify_one();
+        throw transcription_error("whisper.cpp could not allocate a state (out of memory?)");
+    }
+    return lease(*this, std::move(state));
+}
+
+void state_pool::release(state_ptr state) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        idle_.push_back(std::move(state));
+    }
+    available_.notify_one();
+}
+
+int state_pool::created() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return created_;
+}
+
+model::model(const std::string & path, const model_params & params)
+    : path_(path),
+      params_(checked(params)),
+      info_(inspect_ggml_file(path)),
+      ctx_(load_context(path, params_)),
+      pool_(ctx_.get(), params_.max_states) {}
+
+std::vector<std::pair<std::string, float>> model::detect_language_with_state(
+    whisper_state * state, const float * pcm, size_t n_samples, int n_threads, int offset_ms) {
+    if (!is_multilingual()) {
+        return {{"en", 1.0f}};
+    }
+    // The detector looks at one 30 s window: no need to compute the mel of the whole file.
+    const size_t window = static_cast<size_t>(offset_ms) * k_sample_rate / 1000 + 30 * k_sample_rate;
+    const size_t n = std::min(n_samples, window);
+    if (whisper_pcm_to_mel_with_state(ctx_.get(), state, pcm, static_cast<int>(n), n_threads) != 0) {
+        throw transcription_error("whisper.cpp failed to compute the mel spectrogram");
+    }
+    std::vector<float> probs(static_cast<size_t>(whisper_lang_max_id()) + 1, 0.0f);
+    if (whisper_lang_auto_detect_with_state(ctx_.get(), state, offset_ms, n_threads, probs.data()) < 0) {
+        throw transcription_error("whisper.cpp failed to detect the language");
+    }
+    std::vector<std::pair<std::string, float>> table;
+    table.reserve(probs.size());
+    for (size_t i = 0; i < probs.size(); ++i) {
+        table.emplace_back(whisper_lang_str(static_cast<int>(i)), probs[i]);
+    }
+    std::stable_sort(table.begin(), table.end(),
+                     [](const auto & a, const auto & b) { return a.second > b.second; });
+    return table;
+}
+
+std::vector<std::pair<std::string, float>> model::detect_language(const float * pcm, size_t n_samples,
+                                                                  int n_threads, int offset_ms,
+                                                                  const cancel_token * cancel) {
+    check_samples(n_samples);
+    if (n_threads < 1 || offset_ms < 0) {
+        throw options_error("threads must be >= 1 and offset_ms >= 0");
+    }
+    state_pool::lease lease = pool_.acquire(cancel);
+    return detect_language_with_state(lease.get(), pcm, n_samples, n_threads, offset_ms);
+}
+
+transcription model::transcribe(const float * pcm, size_t n_samples, const transcribe_options & o,
+                                const transcribe_callbacks & callbacks, const cancel_token * cancel) {
+    check_samples(n_samples);
+    validate_options(o);
+    state_pool::lease lease = pool_.acquire(cancel);
+    whisper_state * state = lease.get();
+
+    transcription result;
+    if (!is_multilingual()) {
+        result.language = "en";
+        result.language_probs = {{"en", 1.0f}};
+    } else if (o.language.empty()) {
+        // whisper_full detects too, but does not return the probabilities.
+        result.language_probs = detect_language_with_state(state, pcm, n_samples, o.n_threads, o.offset_ms);
+        result.language = result.language_probs.front().first;
+        result.language_probability = result.language_probs.front().second;
+    } else {
+        result.language = o.language;
+        result.language_probs = {{o.language, 1.0f}};
+    }
+
+    whisper_full_params p = whisper_full_default_params(o.beam_size > 0 ? WHISPER_SAMPLING_BEAM_SEARCH
+                                                                         : WHISPER_SAMPLING_GREEDY);
+    p.n_threads = o.n_threads;
+    p.n_max_text_ctx = o.n_max_text_ctx;
+    p.offset_ms = o.offset_ms;
+    p.duration_ms = o.duration_ms;
+    p.translate = o.translate;
+    p.no_context = !o.condition_on_previous_text;
+    p.no_timestamps = o.no_timestamps;
+    p.single_segment = o.single_segment;
+    p.print_special = false;
+    p.print_progress = false;
+    p.print_realtime = false;
+    p.print_timestamps = false;
+    p.token_timestamps = o.token_timestamps;
+    p.max_len = o.max_len;
+    p.split_on_word = o.split_on_word;
+    p.max_tokens = o.max_tokens;
+    p.audio_ctx = o.audio_ctx;
+    p.suppress_regex = o.suppress_regex.empty() ? nullptr : o.suppress_regex.c_str();
+    p.initial_prompt = o.initial_prompt.empty() ? nullptr : o.initial_prompt.c_str();
+    p.carry_initial_prompt = o.carry_initial_prompt;
+    p.language = result.language.c_str();
+    p.detect_language = false;
+    p.suppress_blank = o.suppress_blank;
+    p.suppress_nst = o.suppress_non_speech_tokens;
+    p.temperature = o.temperature;
+    p.max_initial_ts = o.max_initial_ts;
+    p.length_penalty = o.length_penalty;
+    p.temperature_inc = o.temperature_inc;
+    p.entropy_thold = o.entropy_thold;
+    p.logprob_thold = o.logprob_thold;
+    p.no_speech_thold = o.no_speech_thold;
+    p.greedy.best_of = o.best_of;
+    p.beam_search.beam_size = o.beam_size > 0 ? o.beam_size : 1;
+    p.beam_search.patience = o.patience;
+
+    run_context run{ctx_.get(), &callbacks, cancel, nullptr};
+    p.new_segment_callback = on_new_segment;
+    p.new_segment_callback_user_data = &run;
+    p.progress_callback = on_progress;
+    p.progress_callback_user_data = &run;
+    p.encoder_begin_callback = on_encoder_begin;
+    p.encoder_begin_callback_user_data = &run;
+    p.abort_callback = on_abort;
+    p.abort_callback_user_data = &run;
+
+    const int rc = whisper_full_with_state(ctx_.get(), state, p, pcm, static_cast<int>(n_samples));
+    if (run.error) {
+        std::rethrow_exception(run.error);
+    }
+    if (cancel != nullptr && cancel->cancelled()) {
+        throw cancelled_error("transcription cancelled");
+    }
+    if (rc != 0) {
+        throw transcription_error("whisper.cpp failed to transcribe (whisper_full returned " +
+                                  std::to_string(rc) + "; see the dattavani.native log)");
+    }
+    const int n_segments = whisper_full_n_segments_from_state(state);
+    result.segments.reserve(static_cast<size_t>(n_segments));
+    for (int i = 0; i < n_segments; ++i) {
+        result.segments.push_back(read_segment(ctx_.get(), state, i));
+    }
+    return result;
+}
+
+std::vector<int> model::tokenize(const std::string & text) const {
+    const int capacity = static_cast<int>(text.size()) + 16;
+    std::vector<whisper_token> tokens(static_cast<size_t>(capacity));
+    const int n = whisper_tokenize(ctx_.get(), text.c_str(), tokens.data(), capacity);
+    if (n < 0) {
+        throw options_error("text is too long to tokenize");
+    }
+    tokens.resize(static_cast<size_t>(n));
+    return {tokens.begin(), tokens.end()};
+}
+
+} // namespace dattavani

@@ -1,0 +1,182 @@
+// Model: one loaded whisper GGML file, shared by every thread that transcribes with it.
+//
+// The weights live in one whisper_context; each transcription runs on a whisper_state (KV caches,
+// mel, compute buffers) leased from a bounded pool owned by the model, so N threads transcribe at
+// once with one copy of the weights. Nothing from one call is left on the model for the next.
+// This layer knows nothing of Python: module.cpp binds it.
+#pragma once
+
+#include "ggml_file.h"
+
+#include "whisper.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace dattavani {
+
+struct model_params {
+    bool use_gpu = true;
+    int gpu_device = 0;
+    bool flash_attn = true;
+    int max_states = 4;  // transcriptions that may run at once
+};
+
+// Per-call decoding options. Defaults follow openai-whisper's transcribe(), not whisper.cpp's.
+struct transcribe_options {
+    std::string language;  // "" = detect
+    bool translate = false;
+    int n_threads = 4;
+    int best_of = 5;       // candidates when sampling at temperature > 0
+    int beam_size = 0;     // 0 = greedy
+    float patience = -1.0f;
+    float temperature = 0.0f;
+    float temperature_inc = 0.2f;  // 0 disables the fallback
+    float entropy_thold = 2.4f;
+    float logprob_thold = -1.0f;
+    float no_speech_thold = 0.6f;
+    float length_penalty = -1.0f;
+    float max_initial_ts = 1.0f;
+    std::string initial_prompt;
+    bool carry_initial_prompt = false;
+    bool condition_on_previous_text = true;
+    bool suppress_blank = true;
+    bool suppress_non_speech_tokens = true;
+    std::string suppress_regex;
+    bool token_timestamps = false;
+    bool no_timestamps = false;
+    bool single_segment = false;
+    int max_len = 0;       // max segment length in characters, 0 = no limit
+    bool split_on_word = false;
+    int max_tokens = 0;    // max tokens per segment, 0 = no limit
+    int offset_ms = 0;
+    int duration_ms = 0;
+    int audio_ctx = 0;     // 0 = the model's (1500)
+    int n_max_text_ctx = 16384;
+};
+
+struct token_result {
+    int id = 0;
+    std::string text;      // raw bytes: a multi-byte character may span tokens
+    float p = 0.0f;
+    float plog = 0.0f;
+    double start = 0.0;    // seconds; meaningful with token_timestamps
+    double end = 0.0;
+};
+
+struct segment_result {
+    double start = 0.0;    // seconds
+    double end = 0.0;
+    std::string text;
+    float avg_logprob = 0.0f;
+    float no_speech_prob = 0.0f;
+    std::vector<token_result> tokens;  // text tokens only (no special or timestamp tokens)
+};
+
+struct transcription {
+    std::vector<segment_result> segments;
+    std::string language;
+    float language_probability = 1.0f;
+    std::vector<std::pair<std::string, float>> language_probs;  // most likely first
+};
+
+// Set from any thread; checked by whisper.cpp between graph nodes and before each encoder run.
+class cancel_token {
+public:
+    void cancel() { cancelled_.store(true); }
+    bool cancelled() const { return cancelled_.load(); }
+
+private:
+    std::atomic<bool> cancelled_{false};
+};
+
+struct transcribe_callbacks {
+    std::function<void(float)> on_progress;                  // fraction done, 0..1
+    std::function<void(const segment_result &)> on_segment;  // each new segment as it is decoded
+};
+
+struct context_deleter {
+    void operator()(whisper_context * ctx) const { whisper_free(ctx); }
+};
+struct state_deleter {
+    void operator()(whisper_state * state) const { whisper_free_state(state); }
+};
+using context_ptr = std::unique_ptr<whisper_context, context_deleter>;
+using state_ptr = std::unique_ptr<whisper_state, state_deleter>;
+
+// A bounded pool of whisper_states for one context. acquire() blocks while all are leased.
+class state_pool {
+public:
+    class lease {
+    public:
+        lease(state_pool & pool, state_ptr state) : pool_(&pool), state_(std::move(state)) {}
+        lease(lease && other) noexcept = default;
+        lease(const lease &) = delete;
+        lease & operator=(const lease &) = delete;
+        lease & operator=(lease &&) = delete;
+        ~lease();
+        whisper_state * get() const { return state_.get(); }
+
+    private:
+        state_pool * pool_;
+        state_ptr state_;
+    };
+
+    state_pool(whisper_context * ctx, int max_states) : ctx_(ctx), max_states_(max_states) {}
+    lease acquire(const cancel_token * cancel);
+    int created() const;
+    int max_states() const { return max_states_; }
+
+private:
+    void release(state_ptr state);
+
+    whisper_context * ctx_;
+    const int max_states_;
+    mutable std::mutex mutex_;
+    std::condition_variable available_;
+    std::vector<state_ptr> idle_;
+    int created_ = 0;
+};
+
+class model {
+public:
+    model(const std::string & path, const model_params & params);
+
+    const std::string & path() const { return path_; }
+    const ggml_file_info & info() const { return info_; }
+    const model_params & params() const { return params_; }
+    bool is_multilingual() const { return whisper_is_multilingual(ctx_.get()) != 0; }
+    std::string type_name() const { return whisper_model_type_readable(ctx_.get()); }
+    int states_created() const { return pool_.created(); }
+
+    transcription transcribe(const float * pcm, size_t n_samples, const transcribe_options & options,
+                             const transcribe_callbacks & callbacks, const cancel_token * cancel);
+
+    // Probabilities of every language for the first 30 s after offset, most likely first.
+    std::vector<std::pair<std::string, float>> detect_language(const float * pcm, size_t n_samples,
+                                                               int n_threads, int offset_ms,
+                                                               const cancel_token * cancel);
+
+    std::vector<int> tokenize(const std::string & text) const;
+
+private:
+    std::vector<std::pair<std::string, float>> detect_language_with_state(
+        whisper_state * state, const float * pcm, size_t n_samples, int n_threads, int offset_ms);
+
+    std::string path_;
+    model_params params_;
+    ggml_file_info info_;
+    context_ptr ctx_;   // declared before the pool: states are freed before the weights
+    state_pool pool_;
+};
+
+void validate_options(const transcribe_options & options);
+
+} // namespace dattavani

@@ -1,0 +1,283 @@
+// dattavani._core: the Python binding of the native core.
+//
+// Low level on purpose (as llama-cpp-python splits its binding from its API): plain objects and
+// explicit options; policy (model names, devices, defaults, result dataclasses) lives in Python.
+// Every call that may run long releases the GIL; every C++ error leaves as a dattavani.errors type.
+#include "errors.h"
+#include "mel.h"
+#include "model.h"
+#include "native_log.h"
+#include "py_text.h"
+#include "system_info.h"
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <string>
+
+namespace py = pybind11;
+using namespace dattavani;
+
+namespace {
+
+// Flushes queued native log lines when it goes out of scope; declare it before any
+// gil_scoped_release so that it runs with the GIL held again.
+struct log_flush_guard {
+    log_flush_guard() = default;
+    log_flush_guard(const log_flush_guard &) = delete;
+    log_flush_guard & operator=(const log_flush_guard &) = delete;
+    ~log_flush_guard() {
+        try {
+            flush_native_log();
+        } catch (...) {
+            PyErr_Clear();  // logging must never replace the real outcome of the call
+        }
+    }
+};
+
+// A 1-D C-contiguous float32 view of `audio`, without copying it. Anything else is refused rather
+// than converted: int16 PCM silently cast to float would be 32768 times too loud.
+const float * audio_samples(const py::array & audio, size_t * n) {
+    if (!audio.dtype().is(py::dtype::of<float>())) {
+        throw options_error("audio must be a float32 array, got dtype " +
+                            std::string(py::str(audio.dtype())));
+    }
+    if (audio.ndim() != 1) {
+        throw options_error("audio must be a 1-D array of mono samples, got " +
+                            std::to_string(audio.ndim()) + " dimensions");
+    }
+    if (!(audio.flags() & py::array::c_style)) {
+        throw options_error("audio must be C-contiguous (use numpy.ascontiguousarray)");
+    }
+    *n = static_cast<size_t>(audio.shape(0));
+    return static_cast<const float *>(audio.data());
+}
+
+transcribe_callbacks make_callbacks(const py::object & on_progress, const py::object & on_segment) {
+    transcribe_callbacks callbacks;
+    if (!on_progress.is_none()) {
+        callbacks.on_progress = [on_progress](float fraction) {
+            py::gil_scoped_acquire gil;
+            on_progress(fraction);
+        };
+    }
+    if (!on_segment.is_none()) {
+        callbacks.on_segment = [on_segment](const segment_result & segment) {
+            py::gil_scoped_acquire gil;
+            on_segment(py::cast(segment));
+        };
+    }
+    return callbacks;
+}
+
+void register_errors(py::module_ & m) {
+    py::module_ errors = py::module_::import("dattavani.errors");
+    // Leaked references: the translator may run until the interpreter is gone.
+    static PyObject * model_load = py::object(errors.attr("ModelLoadError")).release().ptr();
+    static PyObject * options = py::object(errors.attr("OptionsError")).release().ptr();
+    static PyObject * transcription = py::object(errors.attr("TranscriptionError")).release().ptr();
+    static PyObject * cancelled = py::object(errors.attr("Cancelled")).release().ptr();
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) {
+                std::rethrow_exception(p);
+            }
+        } catch (const model_load_error & e) {
+            PyErr_SetString(model_load, e.what());
+        } catch (const options_error & e) {
+            PyErr_SetString(options, e.what());
+        } catch (const transcription_error & e) {
+            PyErr_SetString(transcription, e.what());
+        } catch (const cancelled_error & e) {
+            PyErr_SetString(cancelled, e.what());
+        }
+    });
+    m.attr("__errors__") = errors;
+}
+
+} // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "Native core of dattavani: whisper.cpp models, transcription and log-mel spectrograms.";
+    install_native_log();
+    register_errors(m);
+    m.attr("WHISPER_CPP_VERSION") = DATTAVANI_WHISPER_CPP_VERSION;
+    m.attr("GPU_BACKEND") = DATTAVANI_GPU;
+    m.attr("SAMPLE_RATE") = WHISPER_SAMPLE_RATE;
+
+    py::class_<cancel_token, std::shared_ptr<cancel_token>>(m, "CancelToken",
+        "Stops a running transcription from another thread.")
+        .def(py::init<>())
+        .def("cancel", &cancel_token::cancel)
+        .def_property_readonly("cancelled", &cancel_token::cancelled);
+
+    py::class_<transcribe_options> opts(m, "TranscribeOptions",
+        "Per-call decoding options (whisper_full_params without the callbacks).");
+    opts.def(py::init<>())
+        .def_readwrite("language", &transcribe_options::language)
+        .def_readwrite("translate", &transcribe_options::translate)
+        .def_readwrite("n_threads", &transcribe_options::n_threads)
+        .def_readwrite("best_of", &transcribe_options::best_of)
+        .def_readwrite("beam_size", &transcribe_options::beam_size)
+        .def_readwrite("patience", &transcribe_options::patience)
+        .def_readwrite("temperature", &transcribe_options::temperature)
+        .def_readwrite("temperature_inc", &transcribe_options::temperature_inc)
+        .def_readwrite("entropy_thold", &transcribe_options::entropy_thold)
+        .def_readwrite("logprob_thold", &transcribe_options::logprob_thold)
+        .def_readwrite("no_speech_thold", &transcribe_options::no_speech_thold)
+        .def_readwrite("length_penalty", &transcribe_options::length_penalty)
+        .def_readwrite("max_initial_ts", &transcribe_options::max_initial_ts)
+        .def_readwrite("initial_prompt", &transcribe_options::initial_prompt)
+        .def_readwrite("carry_initial_prompt", &transcribe_options::carry_initial_prompt)
+        .def_readwrite("condition_on_previous_text", &transcribe_options::condition_on_previous_text)
+        .def_readwrite("suppress_blank", &transcribe_options::suppress_blank)
+        .def_readwrite("suppress_non_speech_tokens", &transcribe_options::suppress_non_speech_tokens)
+        .def_readwrite("suppress_regex", &transcribe_options::suppress_regex)
+        .def_readwrite("token_timestamps", &transcribe_options::token_timestamps)
+        .def_readwrite("no_timestamps", &transcribe_options::no_timestamps)
+        .def_readwrite("single_segment", &transcribe_options::single_segment)
+        .def_readwrite("max_len", &transcribe_options::max_len)
+        .def_readwrite("split_on_word", &transcribe_options::split_on_word)
+        .def_readwrite("max_tokens", &transcribe_options::max_tokens)
+        .def_readwrite("offset_ms", &transcribe_options::offset_ms)
+        .def_readwrite("duration_ms", &transcribe_options::duration_ms)
+        .def_readwrite("audio_ctx", &transcribe_options::audio_ctx)
+        .def_readwrite("n_max_text_ctx", &transcribe_options::n_max_text_ctx)
+        .def("validate", &validate_options, "Raises OptionsError if an option is out of range.");
+
+    py::class_<token_result>(m, "Token")
+        .def_readonly("id", &token_result::id)
+        .def_property_readonly("text", [](const token_result & t) { return py::bytes(t.text); },
+                               "The token's raw bytes (a character may span two tokens).")
+        .def_readonly("probability", &token_result::p)
+        .def_readonly("logprob", &token_result::plog)
+        .def_readonly("start", &token_result::start)
+        .def_readonly("end", &token_result::end);
+
+    py::class_<segment_result>(m, "Segment")
+        .def_readonly("start", &segment_result::start)
+        .def_readonly("end", &segment_result::end)
+        .def_property_readonly("text", [](const segment_result & s) { return decode_utf8(s.text); })
+        .def_readonly("avg_logprob", &segment_result::avg_logprob)
+        .def_readonly("no_speech_prob", &segment_result::no_speech_prob)
+        .def_readonly("tokens", &segment_result::tokens);
+
+    py::class_<transcription>(m, "Transcription")
+        .def_readonly("segments", &transcription::segments)
+        .def_readonly("language", &transcription::language)
+        .def_readonly("language_probability", &transcription::language_probability)
+        .def_readonly("language_probs", &transcription::language_probs);
+
+    py::class_<model, std::shared_ptr<model>>(m, "Model",
+        "A whisper GGML model loaded once; transcribe() may be called from many threads at once.")
+        .def(py::init([](const std::string & path, bool use_gpu, int gpu_device, bool flash_attn, int max_states) {
+                 log_flush_guard flush;
+                 model_params params;
+                 params.use_gpu = use_gpu;
+                 params.gpu_device = gpu_device;
+                 params.flash_attn = flash_attn;
+                 params.max_states = max_states;
+                 py::gil_scoped_release release;
+                 return std::make_shared<model>(path, params);
+             }),
+             py::arg("path"), py::arg("use_gpu") = true, py::arg("gpu_device") = 0,
+             py::arg("flash_attn") = true, py::arg("max_states") = 4)
+        .def_property_readonly("path", &model::path)
+        .def_property_readonly("is_multilingual", &model::is_multilingual)
+        .def_property_readonly("type", &model::type_name)
+        .def_property_readonly("n_vocab", [](const model & s) { return s.info().n_vocab; })
+        .def_property_readonly("n_audio_ctx", [](const model & s) { return s.info().n_audio_ctx; })
+        .def_property_readonly("n_audio_state", [](const model & s) { return s.info().n_audio_state; })
+        .def_property_readonly("n_audio_head", [](const model & s) { return s.info().n_audio_head; })
+        .def_property_readonly("n_audio_layer", [](const model & s) { return s.info().n_audio_layer; })
+        .def_property_readonly("n_text_ctx", [](const model & s) { return s.info().n_text_ctx; })
+        .def_property_readonly("n_text_state", [](const model & s) { return s.info().n_text_state; })
+        .def_property_readonly("n_text_head", [](const model & s) { return s.info().n_text_head; })
+        .def_property_readonly("n_text_layer", [](const model & s) { return s.info().n_text_layer; })
+        .def_property_readonly("n_mels", [](const model & s) { return s.info().n_mels; })
+        .def_property_readonly("ftype", [](const model & s) { return s.info().ftype; })
+        .def_property_readonly("weights_bytes", [](const model & s) { return s.info().tensor_bytes; },
+                               "Bytes the weights take in memory (the sum of the tensor sizes).")
+        .def_property_readonly("file_bytes", [](const model & s) { return s.info().file_bytes; })
+        .def_property_readonly("use_gpu", [](const model & s) { return s.params().use_gpu; })
+        .def_property_readonly("gpu_device", [](const model & s) { return s.params().gpu_device; })
+        .def_property_readonly("flash_attn", [](const model & s) { return s.params().flash_attn; })
+        .def_property_readonly("max_states", [](const model & s) { return s.params().max_states; })
+        .def_property_readonly("states_created", &model::states_created,
+                               "whisper_states allocated so far (at most max_states).")
+        .def("transcribe",
+             [](model & self, const py::array & audio, const transcribe_options & options,
+                const py::object & on_progress, const py::object & on_segment,
+                std::shared_ptr<cancel_token> cancel) {
+                 log_flush_guard flush;
+                 size_t n = 0;
+                 const float * samples = audio_samples(audio, &n);
+                 const transcribe_callbacks callbacks = make_callbacks(on_progress, on_segment);
+                 py::gil_scoped_release release;
+                 return self.transcribe(samples, n, options, callbacks, cancel.get());
+             },
+             py::arg("audio"), py::arg("options"), py::arg("on_progress") = py::none(),
+             py::arg("on_segment") = py::none(), py::arg("cancel") = nullptr)
+        .def("detect_language",
+             [](model & self, const py::array & audio, int n_threads, int offset_ms,
+                std::shared_ptr<cancel_token> cancel) {
+                 log_flush_guard flush;
+                 size_t n = 0;
+                 const float * samples = audio_samples(audio, &n);
+                 py::gil_scoped_release release;
+                 return self.detect_language(samples, n, n_threads, offset_ms, cancel.get());
+             },
+             py::arg("audio"), py::arg("n_threads") = 4, py::arg("offset_ms") = 0,
+             py::arg("cancel") = nullptr)
+        .def("tokenize", &model::tokenize, py::arg("text"));
+
+    m.def("log_mel_spectrogram",
+          [](const py::array & audio, const py::array_t<float, py::array::c_style | py::array::forcecast> & filters,
+             size_t padding, int n_threads) {
+              size_t n = 0;
+              const float * samples = audio_samples(audio, &n);
+              if (filters.ndim() != 2 || filters.shape(1) != k_n_freq) {
+                  throw options_error("filters must have shape (n_mels, 201)");
+              }
+              const int n_mels = static_cast<int>(filters.shape(0));
+              size_t n_frames = 0;
+              std::vector<float> mel;
+              {
+                  py::gil_scoped_release release;
+                  mel = log_mel_spectrogram(samples, n, padding, filters.data(), n_mels, n_threads, &n_frames);
+              }
+              py::array_t<float> out({static_cast<py::ssize_t>(n_mels), static_cast<py::ssize_t>(n_frames)});
+              std::copy(mel.begin(), mel.end(), out.mutable_data());
+              return out;
+          },
+          py::arg("audio"), py::arg("filters"), py::arg("padding") = 0, py::arg("n_threads") = 1,
+          "Whisper's log-mel spectrogram of 16 kHz float32 audio, shape (n_mels, n_samples // 160).");
+
+    m.def("compiled_backends", &compiled_backends);
+    m.def("list_devices", []() {
+        py::list out;
+        for (const auto & d : list_devices()) {
+            py::dict info;
+            info["name"] = d.name;
+            info["description"] = d.description;
+            info["type"] = d.type;
+            info["backend"] = d.backend;
+            info["memory_free"] = d.memory_free;
+            info["memory_total"] = d.memory_total;
+            out.append(info);
+        }
+        flush_native_log();
+        return out;
+    });
+    m.def("system_info", &whisper_system_info, "whisper.cpp's system-info line (CPU features in use).");
+    m.def("languages", []() {
+        py::list out;
+        for (int i = 0; i <= whisper_lang_max_id(); ++i) {
+            out.append(py::make_tuple(whisper_lang_str(i), whisper_lang_str_full(i)));
+        }
+        return out;
+    }, "(code, name) of every language whisper knows, in token order.");
+    m.def("flush_log", &flush_native_log, "Emit queued whisper.cpp/ggml log lines now.");
+}
