@@ -1,0 +1,84 @@
+"""Convert Whisper checkpoints from other runtimes into whisper.cpp GGML model files.
+
+Only numpy is needed at runtime: the source formats are parsed directly, never through the
+libraries that wrote them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from dattavani.convert.ct2 import (
+    Ct2ModelBin,
+    ggml_vocabulary,
+    iter_ggml_tensors,
+    read_hparams,
+    read_vocabulary,
+)
+from dattavani.convert.ggml_writer import OutDType, write_ggml
+from dattavani.convert.mel import mel_filters
+from dattavani.errors import ConversionError
+
+__all__ = ["ConversionError", "convert_ct2"]
+
+
+def convert_ct2(
+    src_dir: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    *,
+    dtype: OutDType = "f16",
+) -> Path:
+    """Convert a CTranslate2 / faster-whisper Whisper model directory to a GGML file.
+
+    ``src_dir`` holds ``model.bin`` plus a vocabulary (``vocabulary.json``, ``vocabulary.txt``
+    or ``tokenizer.json``); ``config.json`` is checked when present but not needed. ``dtype`` is
+    ``"f16"`` (whisper.cpp's usual mixed f16/f32 layout) or ``"f32"``. int8/int16/bfloat16
+    models are dequantised first, so their f16 output carries the quantisation error.
+
+    Prefer f16: whisper.cpp 1.8.5 loads an all-f32 file, but its CPU backend then aborts in the
+    encoder's first convolution (``ggml_conv_1d`` forces an f16 im2col that asserts on f32
+    kernels; upstream whisper.cpp issue #2557).
+
+    The file appears at ``out_path`` only when complete (written to a temporary file in the same
+    directory, then renamed). Returns ``out_path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+      ConversionError: the directory, a file in it, or the output is unusable; the message
+        names the path and the reason.
+    """
+    src = Path(src_dir)
+    if not src.exists():
+        raise ConversionError(f"{src}: no such directory")
+    if not src.is_dir():
+        raise ConversionError(f"{src}: not a directory (expected a CTranslate2 model directory)")
+    model_path = src / "model.bin"
+    if not model_path.is_file():
+        raise ConversionError(f"{src}: no model.bin; not a CTranslate2 model directory")
+    _check_config(src / "config.json")
+
+    tokens = read_vocabulary(src)
+    with Ct2ModelBin(model_path) as model:
+        hparams = read_hparams(model)
+        vocab = ggml_vocabulary(tokens, hparams.n_vocab, src)
+        return write_ggml(
+            out_path,
+            hparams,
+            mel_filters(hparams.n_mels),
+            vocab,
+            iter_ggml_tensors(model, hparams),
+            dtype=dtype,
+        )
+
+
+def _check_config(path: Path) -> None:
+    """config.json only matters to ctranslate2's decoding; just make sure it is not garbage."""
+    if not path.exists():
+        return
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConversionError(f"{path}: unreadable config: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ConversionError(f"{path}: expected a JSON object")
