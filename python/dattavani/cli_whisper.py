@@ -1,0 +1,247 @@
+"""``dattavani whisper``: openai-whisper's command line, so a script switches by changing one word.
+
+``whisper audio.mp3 --model base --output_format srt`` becomes
+``dattavani whisper audio.mp3 --model base --output_format srt``: the same arguments, spellings,
+defaults (beam search of 5, a temperature fallback schedule, every output format, the current
+folder) and output file names (``<output_dir>/<audio name without extension>.<format>``).
+
+Arguments that only steer PyTorch (``--fp16``) are accepted and ignored. Arguments whisper.cpp has
+no counterpart for, and whose absence changes little, are accepted with a warning; an argument whose
+absence would change the result materially (several clip ranges) is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .cli import (
+    Job,
+    OutputSettings,
+    TableReporter,
+    UsageError,
+    exit_code,
+    expand_inputs,
+    language_code,
+    load_transcriber,
+    run_batch,
+)
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .results import Segment
+
+logger = logging.getLogger("dattavani.cli")
+
+# openai-whisper's defaults for the arguments that are accepted but not acted on.
+_PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+_APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"  # noqa: RUF001
+_WORD_OPTIONS = ("highlight_words", "max_line_count", "max_line_width", "max_words_per_line")
+
+
+def str2bool(value: str) -> bool:
+    """openai-whisper's boolean arguments: ``True`` or ``False`` (any case here)."""
+    spelled = {"true": True, "false": False}.get(value.lower())
+    if spelled is None:
+        raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
+    return spelled
+
+
+def optional_int(value: str) -> int | None:
+    return None if value == "None" else int(value)
+
+
+def optional_float(value: str) -> float | None:
+    return None if value == "None" else float(value)
+
+
+def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Register ``dattavani whisper`` with openai-whisper's arguments and defaults."""
+    p = commands.add_parser(
+        "whisper",
+        parents=[common],
+        help="openai-whisper's command line: same arguments, same output files",
+        description="Drop-in for openai-whisper's `whisper` command. "
+        "See docs/migrating-from-openai-whisper.md.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add = p.add_argument
+    add("audio", nargs="+", type=str, help="audio file(s) to transcribe")
+    add("--model", default=None, help="model name, config alias or GGML path (default: config)")
+    add("--model_dir", type=str, default=None, help="the model cache folder")
+    add("--device", default="auto", help="auto, cpu, cuda, cuda:N, metal or vulkan")
+    add("--output_dir", "-o", type=str, default=".", help="directory to save the outputs")
+    add(
+        "--output_format",
+        "-f",
+        type=str,
+        default="all",
+        choices=["txt", "vtt", "srt", "tsv", "json", "all"],
+        help="format of the output file",
+    )
+    add("--verbose", type=str2bool, default=True, help="print each segment as it is decoded")
+    add("--task", type=str, default="transcribe", choices=["transcribe", "translate"])
+    add("--language", type=str, default=None, help="language spoken (default: detect)")
+    add("--temperature", type=float, default=0, help="temperature to use for sampling")
+    add("--best_of", type=optional_int, default=5, help="candidates when sampling")
+    add("--beam_size", type=optional_int, default=5, help="beams in beam search")
+    add("--patience", type=optional_float, default=None, help="beam search patience")
+    add("--length_penalty", type=optional_float, default=None, help="length penalty alpha")
+    add("--suppress_tokens", type=str, default="-1", help='"-1": non-speech tokens; "": none')
+    add("--initial_prompt", type=str, default=None, help="text to prime the first window")
+    add("--carry_initial_prompt", type=str2bool, default=False, help="prompt every window")
+    add("--condition_on_previous_text", type=str2bool, default=True)
+    add("--fp16", type=str2bool, default=True, help="accepted and ignored (no PyTorch here)")
+    add("--temperature_increment_on_fallback", type=optional_float, default=0.2)
+    add("--compression_ratio_threshold", type=optional_float, default=2.4)
+    add("--logprob_threshold", type=optional_float, default=-1.0)
+    add("--no_speech_threshold", type=optional_float, default=0.6)
+    add("--word_timestamps", type=str2bool, default=False, help="times for every word")
+    add("--prepend_punctuations", type=str, default=_PREPEND_PUNCTUATIONS, help="accepted")
+    add("--append_punctuations", type=str, default=_APPEND_PUNCTUATIONS, help="accepted")
+    add("--highlight_words", type=str2bool, default=False, help="underline words in srt/vtt")
+    add("--max_line_width", type=optional_int, default=None, help="characters in a line")
+    add("--max_line_count", type=optional_int, default=None, help="lines in a segment")
+    add("--max_words_per_line", type=optional_int, default=None, help="accepted with a warning")
+    add("--threads", type=optional_int, default=0, help="CPU threads (0: all, up to 8)")
+    add("--clip_timestamps", type=str, default="0", help="start,end in seconds of one clip")
+    add("--hallucination_silence_threshold", type=optional_float, default=None, help="accepted")
+    p.set_defaults(command="whisper", handler=run_whisper)
+
+
+def transcribe_options(args: argparse.Namespace) -> dict[str, Any]:
+    """openai-whisper's arguments as :meth:`dattavani.Transcriber.transcribe` options."""
+    if not args.word_timestamps:
+        for name in _WORD_OPTIONS:
+            if getattr(args, name):
+                raise UsageError(f"--{name} requires --word_timestamps True")
+    increment = args.temperature_increment_on_fallback
+    temperature: tuple[float, ...] = (float(args.temperature),)
+    if increment:
+        # openai-whisper: numpy.arange(temperature, 1.0 + 1e-6, increment).
+        steps = int((1.0 + 1e-6 - args.temperature) / increment) + 1
+        temperature = tuple(round(args.temperature + i * increment, 6) for i in range(steps))
+    options: dict[str, Any] = {
+        "language": language_code(args.language),
+        "task": args.task,
+        "temperature": temperature,
+        "best_of": args.best_of if args.best_of is not None else 5,
+        "beam_size": args.beam_size,
+        "patience": args.patience,
+        "length_penalty": args.length_penalty,
+        "compression_ratio_threshold": args.compression_ratio_threshold,
+        "logprob_threshold": args.logprob_threshold,
+        "no_speech_threshold": args.no_speech_threshold,
+        "condition_on_previous_text": args.condition_on_previous_text,
+        "initial_prompt": args.initial_prompt,
+        "carry_initial_prompt": args.carry_initial_prompt,
+        "word_timestamps": args.word_timestamps,
+    }
+    if args.suppress_tokens in ("-1", ""):
+        options["suppress_non_speech_tokens"] = args.suppress_tokens == "-1"
+    else:
+        logger.warning(
+            "--suppress_tokens %s: suppressing token ids is not supported; "
+            "non-speech tokens are suppressed as with -1",
+            args.suppress_tokens,
+        )
+    options.update(_clip(args.clip_timestamps))
+    ignored = {
+        "prepend_punctuations": args.prepend_punctuations != _PREPEND_PUNCTUATIONS,
+        "append_punctuations": args.append_punctuations != _APPEND_PUNCTUATIONS,
+        "max_words_per_line": args.max_words_per_line is not None,
+        "hallucination_silence_threshold": args.hallucination_silence_threshold is not None,
+    }
+    for name in (n for n, given in ignored.items() if given):
+        logger.warning("--%s is accepted but has no effect in dattavani", name)
+    return options
+
+
+def _clip(clip_timestamps: str) -> dict[str, float]:
+    """One ``start[,end]`` clip as offset/duration; several clips are refused."""
+    try:
+        bounds = [float(t) for t in clip_timestamps.split(",") if t.strip()]
+    except ValueError:
+        raise UsageError(
+            f"--clip_timestamps {clip_timestamps!r}: expected start,end in seconds"
+        ) from None
+    if len(bounds) > 2:
+        raise UsageError(
+            f"--clip_timestamps {clip_timestamps!r}: only one start,end clip is supported"
+        )
+    if not bounds or bounds == [0.0]:
+        return {}
+    start = bounds[0]
+    if len(bounds) == 2 and bounds[1] <= start:
+        raise UsageError(f"--clip_timestamps {clip_timestamps!r}: end must be after start")
+    return {"offset": start, "duration": bounds[1] - start if len(bounds) == 2 else 0.0}
+
+
+class WhisperReporter(TableReporter):
+    """openai-whisper's console output: each segment as it is decoded, skipped files named."""
+
+    def __init__(self, verbose: bool) -> None:
+        super().__init__(sys.stderr, bars=not verbose and sys.stderr.isatty())
+        self.wants_segments = verbose
+
+    def segment(self, job: Job, segment: Segment) -> None:
+        start, end = format_timestamp(segment.start), format_timestamp(segment.end)
+        print(f"[{start} --> {end}] {segment.text}", flush=True)
+
+    def finished(self, outcome: Any, done: int, total: int) -> None:
+        if self.bars:
+            self.overall.update(1)
+        if outcome.error:
+            print(f"Skipping {outcome.job.name} due to {outcome.error}", file=sys.stderr)
+
+    def summary(self, outcomes: list[Any]) -> None:
+        """openai-whisper prints no summary."""
+
+
+def format_timestamp(seconds: float) -> str:
+    """openai-whisper's console timestamp: ``mm:ss.mmm``, with hours when there are any.
+
+    >>> format_timestamp(8.0), format_timestamp(3725.5)
+    ('00:08.000', '01:02:05.500')
+    """
+    milliseconds = round(seconds * 1000)
+    hours, milliseconds = divmod(milliseconds, 3_600_000)
+    minutes, milliseconds = divmod(milliseconds, 60_000)
+    secs, milliseconds = divmod(milliseconds, 1000)
+    head = f"{hours:02d}:" if hours else ""
+    return f"{head}{minutes:02d}:{secs:02d}.{milliseconds:03d}"
+
+
+def run_whisper(args: argparse.Namespace, config: Config) -> int:
+    """``dattavani whisper``: openai-whisper's behaviour on dattavani's engine."""
+    from dataclasses import replace
+
+    from .config import parse_output_formats
+
+    if args.threads is not None and args.threads < 0:
+        raise UsageError("--threads must be 0 (all) or more")
+    options = transcribe_options(args)
+    if args.model_dir:
+        config = replace(
+            config, native_models=replace(config.native_models, cache_dir=Path(args.model_dir))
+        )
+    if not args.fp16:
+        logger.info("--fp16 False: ignored; the precision is the model file's")
+    jobs = expand_inputs(args.audio)
+    # openai-whisper replaces existing outputs; a drop-in must too, or re-runs of scripts fail.
+    output = OutputSettings(
+        formats=parse_output_formats(args.output_format),
+        output_dir=Path(args.output_dir),
+        overwrite=True,
+        max_line_width=args.max_line_width,
+        max_line_count=args.max_line_count,
+        highlight_words=args.highlight_words,
+    )
+    transcriber = load_transcriber(
+        args.model, config, device=args.device, threads=args.threads or None, workers=1
+    )
+    reporter = WhisperReporter(verbose=args.verbose)
+    return exit_code(run_batch(transcriber, jobs, options, output, reporter))

@@ -1,0 +1,264 @@
+"""The installed ``dattavani`` command, run in a subprocess on real speech with the real tiny.en.
+
+Each transcription of jfk takes about a second, so the runs are few and each checks several things.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import srt
+import webvtt
+
+from dattavani.cli import expand_inputs, format_duration
+from dattavani.cli_compare import normalized_words, word_errors
+from dattavani.cli_whisper import add_parser, format_timestamp, transcribe_options
+from speech import JFK_WORDS, words
+
+DATTAVANI = Path(sys.executable).parent / "dattavani"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    work = tmp_path / "work"
+    work.mkdir()
+    return work
+
+
+def run(cwd: Path, *args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed command in ``cwd`` with no config but what the test puts there."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DATTAVANI_")}
+    clean.update(
+        XDG_CONFIG_HOME=str(cwd / ".config"),
+        XDG_CACHE_HOME=str(cwd / ".cache"),
+        HF_HUB_OFFLINE="1",
+        **env,
+    )
+    return subprocess.run(
+        [str(DATTAVANI), *map(str, args)],
+        cwd=cwd,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def subtitle_words(path: Path) -> list[str]:
+    """The words of an srt or vtt file, read back by a real parser of the format."""
+    if path.suffix == ".srt":
+        cues = list(srt.parse(path.read_text(encoding="utf-8")))
+        assert all(a.end <= b.start for a, b in itertools.pairwise(cues))
+        return words(" ".join(c.content for c in cues))
+    captions = webvtt.read(str(path))
+    assert all(c.start_in_seconds < c.end_in_seconds for c in captions)
+    return words(" ".join(c.text for c in captions))
+
+
+# --- startup -------------------------------------------------------------------------------------
+
+
+def test_help_and_version_load_nothing_heavy(workdir: Path) -> None:
+    probe = (
+        "import sys\n"
+        "from dattavani.cli import main\n"
+        "for command in ('--help', '--version', 'transcribe', 'whisper', 'compare'):\n"
+        "    argv = [command] if command.startswith('-') else [command, '--help']\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit as e:\n"
+        "        assert e.code == 0, (argv, e.code)\n"
+        "heavy = ['numpy', 'dattavani._core', 'huggingface_hub', 'tqdm', 'soundfile', 'av']\n"
+        "print('LOADED', [m for m in heavy if m in sys.modules])\n"
+    )
+    probed = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=workdir
+    )
+    assert "LOADED []" in probed.stdout
+    version = run(workdir, "--version")
+    assert (version.returncode, version.stdout.strip()) == (EXIT_OK, "dattavani 0.1.0")
+
+
+# --- transcribe ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "config", "message"),
+    [
+        (["transcribe", "x.wav", "--frobnicate"], None, "unrecognized arguments: --frobnicate"),
+        (["transcribe", "x.wav", "-f", "srt,docx"], None, "unknown output format 'docx'"),
+        (["transcribe", "x.wav", "--temperature", "hot"], None, "invalid temperature 'hot'"),
+        (["transcribe", "x.wav", "--beam-size", "99"], None, "beam_size must be"),
+        (["transcribe", "x.wav", "--language", "klingon"], None, "unknown language 'klingon'"),
+        (["transcribe", "x.wav", "--model", "no-such.bin"], None, "no-such.bin"),
+        (["transcribe", "x.wav", "-m", "{model}", "--device", "tpu"], None, "unknown device"),
+        (["info"], "[transcribe]\nbeam = 5\n", "unknown key transcribe.beam"),
+        (["info", "--config", "nope.toml"], None, "nope.toml: config file not found"),
+        (["whisper", "x.wav", "--max_line_width", "40"], None, "requires --word_timestamps True"),
+        (["whisper", "x.wav", "--clip_timestamps", "0,1,5,6"], None, "only one start,end clip"),
+        (["compare", "x.wav", "--reference", "openai-whisper"], None, "pip install openai-whisper"),
+        ([], None, "usage: dattavani"),
+    ],
+)
+def test_usage_and_config_errors_exit_2_with_a_reason(
+    workdir: Path, tiny_en_ggml: Path, args: list[str], config: str | None, message: str
+) -> None:
+    if "openai-whisper" in args and _installed("openai-whisper"):
+        pytest.skip("openai-whisper is installed: compare runs instead of refusing")
+    (workdir / "x.wav").write_bytes(b"")
+    if config is not None:
+        (workdir / "dattavani.toml").write_text(config, encoding="utf-8")
+    done = run(workdir, *(a.replace("{model}", str(tiny_en_ggml)) for a in args))
+    assert done.returncode == EXIT_USAGE, done.stdout + done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def _installed(distribution: str) -> bool:
+    import importlib.metadata
+
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+# --- whisper -------------------------------------------------------------------------------------
+
+
+def whisper_args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(), argparse.ArgumentParser(add_help=False))
+    return parser.parse_args(["whisper", "a.wav", *argv])
+
+
+def test_whisper_arguments_map_to_transcribe_options() -> None:
+    defaults = transcribe_options(whisper_args())
+    assert defaults["temperature"] == (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    assert (defaults["beam_size"], defaults["best_of"]) == (5, 5)
+    assert defaults["suppress_non_speech_tokens"] is True
+    assert "offset" not in defaults
+    custom = transcribe_options(
+        whisper_args(
+            "--temperature_increment_on_fallback",
+            "None",
+            "--beam_size",
+            "None",
+            "--suppress_tokens",
+            "",
+            "--clip_timestamps",
+            "2.5,7",
+            "--condition_on_previous_text",
+            "False",
+        )
+    )
+    assert custom["temperature"] == (0.0,)
+    assert custom["beam_size"] is None
+    assert custom["suppress_non_speech_tokens"] is False
+    assert (custom["offset"], custom["duration"]) == (2.5, 4.5)
+    assert custom["condition_on_previous_text"] is False
+    assert format_timestamp(8.0) == "00:08.000" and format_timestamp(3725.5) == "01:02:05.500"
+
+
+# --- info and compare ----------------------------------------------------------------------------
+
+
+def test_info_reports_build_devices_cache_and_config(workdir: Path) -> None:
+    cache = workdir / "models"
+    (cache / "one").mkdir(parents=True)
+    (cache / "one" / "ggml.bin").write_bytes(b"x" * 1234)
+    (workdir / "dattavani.toml").write_text(
+        f'[native_models]\ncache_dir = "{cache}"\n', encoding="utf-8"
+    )
+    done = run(workdir, "doctor", "--json", DATTAVANI_LOG_LEVEL="info")
+    assert done.returncode == EXIT_OK, done.stderr
+    info = json.loads(done.stdout)
+    from dattavani import _core
+
+    assert info["whisper_cpp_version"] == _core.WHISPER_CPP_VERSION == "1.8.5"
+    assert "CPU" in info["compiled_backends"]
+    cpu = next(d for d in info["devices"] if d["type"] == "cpu")
+    assert 0 < cpu["memory_free"] <= cpu["memory_total"]
+    assert "AVX" in info["cpu_features"] or "NEON" in info["cpu_features"]
+    assert info["cache"] == {"path": str(cache), "exists": True, "files": 1, "bytes": 1234}
+    assert Path(info["config_file"]) == workdir / "dattavani.toml"
+    assert info["env_overrides"] == ["DATTAVANI_LOG_LEVEL"]
+    text = run(workdir, "info")
+    assert text.returncode == EXIT_OK
+    assert "whisper.cpp    1.8.5" in text.stdout
+    assert f"{cache}: 1.2 kB in 1 file(s)" in text.stdout
+
+
+def test_compare_against_faster_whisper_on_the_same_weights(
+    workdir: Path, jfk_audio: Path, tiny_en_ggml: Path, ct2_tiny_en: Path
+) -> None:
+    done = run(
+        workdir,
+        "compare",
+        jfk_audio,
+        "--reference",
+        "faster-whisper",
+        "--model",
+        tiny_en_ggml,
+        "--reference-model",
+        ct2_tiny_en,
+        "--threads",
+        "2",
+        "--json",
+    )
+    assert done.returncode == EXIT_OK, done.stderr
+    report = json.loads(done.stdout)
+    # ../shared/audio/README.md: both engines give the jfk words exactly with these weights.
+    assert words(report["dattavani"]["text"]) == JFK_WORDS
+    assert words(report["reference"]["text"]) == JFK_WORDS
+    assert report["word_error_rate"] == 0.0
+    assert report["speedup"] > 0 and report["duration"] == pytest.approx(11.0, abs=0.05)
+
+
+# --- pieces --------------------------------------------------------------------------------------
+
+
+def test_inputs_expand_folders_globs_and_report_what_matches_nothing(tmp_path: Path) -> None:
+    (tmp_path / "a" / "deep").mkdir(parents=True)
+    for name in ("a/one.mp3", "a/deep/two.FLAC", "a/notes.txt", "three.wav"):
+        (tmp_path / name).write_bytes(b"")
+    jobs = expand_inputs(
+        [
+            str(tmp_path / "a"),
+            str(tmp_path / "*.wav"),
+            str(tmp_path / "a" / "one.mp3"),  # a second mention is not a second job
+            str(tmp_path / "a" / "notes.txt"),  # named explicitly: tried whatever its extension
+            str(tmp_path / "*.ogg"),
+            str(tmp_path / "nope.mp3"),
+        ]
+    )
+    assert [(j.path.relative_to(tmp_path).as_posix() if j.path else None) for j in jobs] == [
+        "a/deep/two.FLAC",
+        "a/one.mp3",
+        "three.wav",
+        "a/notes.txt",
+        None,
+        None,
+    ]
+    assert [j.error for j in jobs[-2:]] == ["no files match this pattern", "no such file or folder"]
+    (tmp_path / "empty").mkdir()
+    assert expand_inputs([str(tmp_path / "empty")])[0].error == "folder holds no audio files"
+
+
+def test_word_errors_count_each_kind() -> None:
+    assert normalized_words("Ask not, what?") == ["ask", "not", "what"]
+    counts = word_errors(list("abcd"), list("axcde"))
+    assert (counts.substitutions, counts.deletions, counts.insertions) == (1, 0, 1)
+    assert counts.rate == 0.5
+    assert word_errors(list("abc"), ["a"]).deletions == 2
+    assert word_errors([], []).rate == 0.0
+    assert format_duration(11.04) == "11.0 s" and format_duration(3725) == "1:02:05"
