@@ -238,20 +238,27 @@ def test_log_level_precedence_flag_then_v_then_env_then_config() -> None:
         resolve_log_level("loud", env={})
 
 
-def test_setup_logging_installs_one_handler_and_quiets_native_info() -> None:
+def test_setup_logging_installs_one_handler_and_native_lines_reach_it() -> None:
+    import io
+
     logger = logging.getLogger("dattavani")
     before = list(logger.handlers)
+    stream = io.StringIO()
     try:
-        first = setup_logging(logging.INFO)
-        second = setup_logging(logging.INFO)
+        first = setup_logging(logging.INFO, stream)
+        second = setup_logging(logging.INFO, stream)
         assert first not in logger.handlers and second in logger.handlers
-        assert logging.getLogger("dattavani.native").level == logging.WARNING
-        setup_logging(logging.DEBUG)
-        assert logging.getLogger("dattavani.native").level == logging.DEBUG
+        logging.getLogger("dattavani.native").warning("from whisper.cpp")
+        logging.getLogger("dattavani.native").debug("detail")
+        logging.getLogger("dattavani.devices").info("chose the CPU")
+        lines = stream.getvalue().splitlines()
+        assert [line.split(" ", 1)[1] for line in lines] == [
+            "WARNING dattavani.native: from whisper.cpp",
+            "INFO dattavani.devices: chose the CPU",
+        ]
     finally:
         for handler in list(logger.handlers):
             if handler not in before:
                 logger.removeHandler(handler)
         logger.propagate = True
         logger.setLevel(logging.NOTSET)
-        logging.getLogger("dattavani.native").setLevel(logging.NOTSET)

@@ -5,9 +5,8 @@ why) and whisper.cpp's own lines arrive under ``dattavani.native``. Applications
 dattavani configure those loggers as they like; only the command line calls
 :func:`setup_logging`.
 
-whisper.cpp is chatty at INFO (every tensor buffer, every backend it probes), so its lines are
-shown from WARNING up unless the level is DEBUG: ``-v`` tells what dattavani decided, ``-vv``
-also shows what whisper.cpp did.
+The native core logs whisper.cpp's INFO lines (every hyper-parameter and buffer) at DEBUG, so
+``-v`` (INFO) tells what dattavani decided and ``-vv`` (DEBUG) also what whisper.cpp did.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from .config import LOG_LEVELS
 from .errors import ConfigError
 
 LOGGER_NAME = "dattavani"
-NATIVE_LOGGER_NAME = "dattavani.native"
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -74,6 +72,4 @@ def setup_logging(level: int, stream: TextIO | None = None) -> logging.Handler:
     logger.setLevel(level)
     # Records stop here: an application's root handler would print them a second time.
     logger.propagate = False
-    native = logging.getLogger(NATIVE_LOGGER_NAME)
-    native.setLevel(level if level <= logging.DEBUG else max(level, logging.WARNING))
     return handler
