@@ -15,6 +15,11 @@ struct options_error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// A model could not be written in another format (quantization); dattavani.errors.ConversionError.
+struct conversion_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
 struct transcription_error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };

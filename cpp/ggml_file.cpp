@@ -83,7 +83,7 @@ int32_t expected_tensor_count(int32_t n_audio_layer, int32_t n_text_layer) {
 
 } // namespace
 
-ggml_file_info inspect_ggml_file(const std::string & path) {
+ggml_file_info inspect_ggml_file(const std::string & path, bool for_inference) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
         throw model_load_error("cannot load model '" + path + "': no such file");
@@ -206,7 +206,7 @@ ggml_file_info inspect_ggml_file(const std::string & path) {
         r.skip(n_bytes, ("the data of tensor '" + name + "'").c_str());
         // whisper.cpp 1.8.5's conv_1d runs im2col in F16 and asserts on F32 kernels: an all-F32
         // file would abort the interpreter at the first transcription.
-        if (name == "encoder.conv1.weight" && type == GGML_TYPE_F32) {
+        if (for_inference && name == "encoder.conv1.weight" && type == GGML_TYPE_F32) {
             r.fail("its convolution weights are F32, which whisper.cpp 1.8.5 cannot run (it aborts "
                    "in conv_1d); convert to f16 or quantize instead");
         }

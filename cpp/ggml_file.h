@@ -30,6 +30,8 @@ struct ggml_file_info {
 };
 
 // Reads and checks the file at `path`; throws model_load_error naming the path and the reason.
-ggml_file_info inspect_ggml_file(const std::string & path);
+// `for_inference` also refuses what whisper.cpp loads but cannot run (F32 conv kernels); the
+// quantizer passes false, as it reads such files to convert them.
+ggml_file_info inspect_ggml_file(const std::string & path, bool for_inference = true);
 
 } // namespace dattavani

@@ -8,7 +8,9 @@
 #include "model.h"
 #include "native_log.h"
 #include "py_text.h"
+#include "quantize.h"
 #include "system_info.h"
+#include "vad.h"
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -77,6 +79,7 @@ void register_errors(py::module_ & m) {
     // Leaked references: the translator may run until the interpreter is gone.
     static PyObject * model_load = py::object(errors.attr("ModelLoadError")).release().ptr();
     static PyObject * options = py::object(errors.attr("OptionsError")).release().ptr();
+    static PyObject * conversion = py::object(errors.attr("ConversionError")).release().ptr();
     static PyObject * transcription = py::object(errors.attr("TranscriptionError")).release().ptr();
     static PyObject * cancelled = py::object(errors.attr("Cancelled")).release().ptr();
     py::register_exception_translator([](std::exception_ptr p) {
@@ -88,6 +91,8 @@ void register_errors(py::module_ & m) {
             PyErr_SetString(model_load, e.what());
         } catch (const options_error & e) {
             PyErr_SetString(options, e.what());
+        } catch (const conversion_error & e) {
+            PyErr_SetString(conversion, e.what());
         } catch (const transcription_error & e) {
             PyErr_SetString(transcription, e.what());
         } catch (const cancelled_error & e) {
@@ -233,6 +238,34 @@ PYBIND11_MODULE(_core, m) {
              py::arg("cancel") = nullptr)
         .def("tokenize", &model::tokenize, py::arg("text"));
 
+    py::class_<vad_model, std::shared_ptr<vad_model>>(m, "VadModel",
+        "Silero voice activity detection (whisper.cpp's ggml port).")
+        .def(py::init([](const std::string & path, int n_threads, bool use_gpu) {
+                 log_flush_guard flush;
+                 py::gil_scoped_release release;
+                 return std::make_shared<vad_model>(path, n_threads, use_gpu);
+             }),
+             py::arg("path"), py::arg("n_threads") = 1, py::arg("use_gpu") = false)
+        .def("speech",
+             [](vad_model & self, const py::array & audio, float threshold, int min_speech_duration_ms,
+                int min_silence_duration_ms, float max_speech_duration_s, int speech_pad_ms) {
+                 log_flush_guard flush;
+                 size_t n = 0;
+                 const float * samples = audio_samples(audio, &n);
+                 vad_options options;
+                 options.threshold = threshold;
+                 options.min_speech_duration_ms = min_speech_duration_ms;
+                 options.min_silence_duration_ms = min_silence_duration_ms;
+                 options.max_speech_duration_s = max_speech_duration_s;
+                 options.speech_pad_ms = speech_pad_ms;
+                 py::gil_scoped_release release;
+                 return self.speech(samples, n, options);
+             },
+             py::arg("audio"), py::arg("threshold") = 0.5f, py::arg("min_speech_duration_ms") = 250,
+             py::arg("min_silence_duration_ms") = 2000, py::arg("max_speech_duration_s") = 1e9f,
+             py::arg("speech_pad_ms") = 400,
+             "Speech spans (start, end) in seconds of 16 kHz mono float32 audio.");
+
     m.def("log_mel_spectrogram",
           [](const py::array & audio, const py::array_t<float, py::array::c_style | py::array::forcecast> & filters,
              size_t padding, int n_threads) {
@@ -254,6 +287,15 @@ PYBIND11_MODULE(_core, m) {
           },
           py::arg("audio"), py::arg("filters"), py::arg("padding") = 0, py::arg("n_threads") = 1,
           "Whisper's log-mel spectrogram of 16 kHz float32 audio, shape (n_mels, n_samples // 160).");
+
+    m.def("quantize_model",
+          [](const std::string & src_path, const std::string & dst_path, const std::string & type) {
+              py::gil_scoped_release release;
+              quantize_model(src_path, dst_path, type);
+          },
+          py::arg("src_path"), py::arg("dst_path"), py::arg("type"),
+          "Write the GGML model at src_path to dst_path with its weights as type (q8_0, q5_0, q5_1, "
+          "q4_0, or f16 from f32).");
 
     m.def("compiled_backends", &compiled_backends);
     m.def("list_devices", []() {
