@@ -43,6 +43,15 @@ _GGML_TYPE_DTYPES: dict[int, np.dtype[np.floating]] = {
     GGML_TYPE_F16: np.dtype("<f2"),
 }
 
+# The quantized types dattavani.convert.quantize writes: ggml_type -> (elements, bytes) per block
+# of a row (ggml-common.h). read_ggml indexes such files; their data is not decoded here.
+GGML_QUANTIZED_BLOCKS: dict[int, tuple[int, int]] = {
+    2: (32, 18),  # q4_0
+    6: (32, 22),  # q5_0
+    7: (32, 24),  # q5_1
+    8: (32, 34),  # q8_0
+}
+
 OutDType = Literal["f16", "f32"]
 _FTYPES: dict[str, int] = {"f32": GGML_TYPE_F32, "f16": GGML_TYPE_F16}
 
@@ -97,6 +106,15 @@ class GgmlTensorInfo:
     def dtype(self) -> np.dtype[np.floating]:
         return _GGML_TYPE_DTYPES[self.ggml_type]
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of data in the file (quantized rows are whole blocks)."""
+        count = int(np.prod(self.shape))
+        if self.ggml_type in GGML_QUANTIZED_BLOCKS:
+            elements, size = GGML_QUANTIZED_BLOCKS[self.ggml_type]
+            return count // elements * size
+        return count * self.dtype.itemsize
+
 
 @dataclass(frozen=True)
 class GgmlModelInfo:
@@ -110,8 +128,10 @@ class GgmlModelInfo:
     tensors: dict[str, GgmlTensorInfo]
 
     def load(self, name: str) -> npt.NDArray[np.floating]:
-        """Read one tensor's data (a fresh array, the file is not kept open)."""
+        """Read one tensor's data (a fresh array, the file is not kept open); f32/f16 only."""
         info = self.tensors[name]
+        if info.ggml_type not in _GGML_TYPE_DTYPES:
+            raise ConversionError(f"{self.path}: tensor {name!r} is quantized; cannot load it")
         count = int(np.prod(info.shape))
         with self.path.open("rb") as f:
             f.seek(info.offset)
@@ -359,13 +379,16 @@ def _read_ggml(f: BinaryIO, p: Path, size: int) -> GgmlModelInfo:
         n_dims, name_len, ggml_type = struct.unpack("<3i", _read_exact(f, 12))
         if not 1 <= n_dims <= 4 or not 0 < name_len <= _MAX_NAME_BYTES:
             raise ConversionError(f"{p}: corrupt tensor header at byte {f.tell() - 12}")
-        if ggml_type not in _GGML_TYPE_DTYPES:
-            raise ConversionError(f"{p}: unsupported ggml type {ggml_type} (quantized file?)")
+        if ggml_type not in _GGML_TYPE_DTYPES and ggml_type not in GGML_QUANTIZED_BLOCKS:
+            raise ConversionError(f"{p}: unsupported ggml type {ggml_type}")
         dims = struct.unpack(f"<{n_dims}i", _read_exact(f, 4 * n_dims))
         name = _read_exact(f, name_len).decode("utf-8")
         shape = tuple(reversed(dims))
         info = GgmlTensorInfo(name, ggml_type, shape, f.tell())
-        nbytes = int(np.prod(shape)) * info.dtype.itemsize
+        block = GGML_QUANTIZED_BLOCKS.get(ggml_type)
+        if block is not None and shape[-1] % block[0]:
+            raise ConversionError(f"{p}: tensor {name!r} rows are not whole quantized blocks")
+        nbytes = info.nbytes
         if info.offset + nbytes > size:
             raise EOFError
         f.seek(nbytes, os.SEEK_CUR)
