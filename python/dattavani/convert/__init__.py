@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Literal
 
 from dattavani.convert.ct2 import (
     Ct2ModelBin,
@@ -19,9 +20,30 @@ from dattavani.convert.ct2 import (
 )
 from dattavani.convert.ggml_writer import OutDType, write_ggml
 from dattavani.convert.mel import mel_filters
+from dattavani.convert.openai_pt import convert_openai_pt
+from dattavani.convert.quantize import QUANTIZE_PRECISIONS, Precision, quantize
+from dattavani.convert.transformers import (
+    PICKLE_FILES,
+    SHARD_INDEX,
+    SINGLE_FILE,
+    convert_transformers,
+)
 from dattavani.errors import ConversionError
 
-__all__ = ["ConversionError", "convert_ct2"]
+__all__ = [
+    "QUANTIZE_PRECISIONS",
+    "CheckpointFormat",
+    "ConversionError",
+    "Precision",
+    "checkpoint_format",
+    "convert_checkpoint",
+    "convert_ct2",
+    "convert_openai_pt",
+    "convert_transformers",
+    "quantize",
+]
+
+CheckpointFormat = Literal["transformers", "ctranslate2", "openai-pt"]
 
 
 def convert_ct2(
@@ -82,3 +104,61 @@ def _check_config(path: Path) -> None:
         raise ConversionError(f"{path}: unreadable config: {exc}") from exc
     if not isinstance(config, dict):
         raise ConversionError(f"{path}: expected a JSON object")
+
+
+def checkpoint_format(src: str | os.PathLike[str]) -> CheckpointFormat:
+    """Tell which converter reads ``src``, from the files it holds (nothing is parsed).
+
+    A directory with ``model.safetensors`` (or its shard index, or only a ``pytorch_model.bin``,
+    which :func:`convert_transformers` then refuses with the reason) is a transformers checkpoint;
+    one with ``model.bin`` a CTranslate2 model; a ``.pt`` file an openai-whisper checkpoint.
+    Safetensors win over ``model.bin`` in a directory holding both: they are the full-precision
+    weights.
+
+    Raises:
+      ConversionError: ``src`` is none of these; the message says what was looked for.
+    """
+    path = Path(src)
+    if path.is_dir():
+        if any((path / name).is_file() for name in (SINGLE_FILE, SHARD_INDEX, *PICKLE_FILES)):
+            return "transformers"
+        if (path / "model.bin").is_file():
+            return "ctranslate2"
+        raise ConversionError(
+            f"{path}: no {SINGLE_FILE}, {SHARD_INDEX} (transformers) or model.bin (CTranslate2); "
+            "not a Whisper checkpoint directory"
+        )
+    if path.is_file():
+        if path.suffix == ".pt":
+            return "openai-pt"
+        raise ConversionError(
+            f"{path}: not a checkpoint to convert (expected a transformers or CTranslate2 "
+            "directory, or an openai-whisper .pt file)"
+        )
+    raise ConversionError(f"{path}: no such file or directory")
+
+
+def convert_checkpoint(
+    src: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    *,
+    dtype: OutDType = "f16",
+) -> Path:
+    """Convert any supported Whisper checkpoint to a GGML file: one entry point for all formats.
+
+    Dispatches on :func:`checkpoint_format` to :func:`convert_transformers`,
+    :func:`convert_ct2` or :func:`convert_openai_pt`; see those for the details. For a quantized
+    model, convert to f16 and then :func:`quantize`.
+
+    >>> convert_checkpoint("whisper-base", "ggml-base.bin")         # doctest: +SKIP
+    PosixPath('ggml-base.bin')
+
+    Raises:
+      ConversionError: ``src`` is not a checkpoint, or its converter failed.
+    """
+    source_format = checkpoint_format(src)
+    if source_format == "transformers":
+        return convert_transformers(src, out_path, dtype=dtype)
+    if source_format == "ctranslate2":
+        return convert_ct2(src, out_path, dtype=dtype)
+    return convert_openai_pt(src, out_path, dtype=dtype)
