@@ -50,3 +50,7 @@ class TranscriptionError(DattavaniError):
 
 class Cancelled(DattavaniError):
     """A transcription was cancelled from another thread."""
+
+
+class OutputExistsError(DattavaniError, FileExistsError):
+    """An output file already exists and overwriting was not asked for."""
