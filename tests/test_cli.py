@@ -9,6 +9,7 @@ import argparse
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +91,71 @@ def test_help_and_version_load_nothing_heavy(workdir: Path) -> None:
 # --- transcribe ----------------------------------------------------------------------------------
 
 
+def test_transcribe_writes_subtitles_real_parsers_read_back(
+    workdir: Path, jfk_audio: Path, tiny_en_ggml: Path
+) -> None:
+    # The config asks for txt only and one worker; the flags ask for more formats: flags win.
+    (workdir / "dattavani.toml").write_text(
+        '[transcribe]\noutput_format = "txt"\nworkers = 1\n[native_models]\n'
+        f'default_model = "{tiny_en_ggml}"\n',
+        encoding="utf-8",
+    )
+    done = run(workdir, "transcribe", jfk_audio, "-f", "srt,vtt,json", "-o", "out", "-v")
+    assert done.returncode == EXIT_OK, done.stderr
+    stem = jfk_audio.stem
+    assert sorted(p.name for p in (workdir / "out").iterdir()) == [
+        f"{stem}.json",
+        f"{stem}.srt",
+        f"{stem}.vtt",
+    ]
+    assert subtitle_words(workdir / "out" / f"{stem}.srt") == JFK_WORDS
+    assert subtitle_words(workdir / "out" / f"{stem}.vtt") == JFK_WORDS
+    written = json.loads((workdir / "out" / f"{stem}.json").read_text(encoding="utf-8"))
+    assert words(written["text"]) == JFK_WORDS
+    # The closing table: the file, its length, and the speed as x real time.
+    table = done.stdout
+    assert jfk_audio.name in table and "11.0 s" in table and "x real time" in table
+    assert "1 file(s): 1 done, 0 failed" in table
+    # -v: the device chosen and why.
+    assert "device auto: using the CPU" in done.stderr
+
+
+def test_bad_files_are_reported_the_rest_done_and_nothing_overwritten(
+    workdir: Path, jfk_audio: Path, tiny_en_ggml: Path
+) -> None:
+    audio = workdir / "audio"
+    audio.mkdir()
+    good = audio / f"good{jfk_audio.suffix}"
+    shutil.copy(jfk_audio, good)
+    (audio / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 10)
+    (audio / "empty.mp3").write_bytes(b"")
+    model = ("--model", tiny_en_ggml)
+
+    first = run(workdir, "transcribe", audio, "missing.flac", *model, "-f", "txt")
+    assert first.returncode == EXIT_FAILED
+    assert (audio / "good.txt").is_file() and words((audio / "good.txt").read_text()) == JFK_WORDS
+    assert not (audio / "broken.txt").exists() and not (audio / "empty.txt").exists()
+    for name in ("broken.wav", "empty.mp3", "missing.flac"):
+        assert name in first.stdout and name in first.stderr
+    assert "AudioError" in first.stdout
+    assert "4 file(s): 1 done, 3 failed" in first.stdout
+
+    # An existing output is never replaced without --overwrite...
+    (audio / "good.txt").write_text("edited by hand\n", encoding="utf-8")
+    again = run(workdir, "transcribe", good, *model, "-f", "txt")
+    assert again.returncode == EXIT_FAILED
+    assert "good.txt" in again.stdout
+    assert (audio / "good.txt").read_text(encoding="utf-8") == "edited by hand\n"
+    assert sorted(p.name for p in audio.iterdir() if p.name.startswith("good")) == [
+        good.name,
+        "good.txt",
+    ]
+    # ...and is with it.
+    forced = run(workdir, "transcribe", good, *model, "-f", "txt", "--overwrite")
+    assert forced.returncode == EXIT_OK, forced.stdout + forced.stderr
+    assert words((audio / "good.txt").read_text(encoding="utf-8")) == JFK_WORDS
+
+
 @pytest.mark.parametrize(
     ("args", "config", "message"),
     [
@@ -133,6 +199,38 @@ def _installed(distribution: str) -> bool:
 
 
 # --- whisper -------------------------------------------------------------------------------------
+
+
+def test_whisper_drop_in_writes_what_openai_whisper_writes(
+    workdir: Path, jfk_audio: Path, tiny_en_ggml: Path
+) -> None:
+    shutil.copy(jfk_audio, workdir / f"jfk{jfk_audio.suffix}")
+    done = run(
+        workdir,
+        "whisper",
+        f"jfk{jfk_audio.suffix}",
+        "--model",
+        tiny_en_ggml,
+        "--output_format",
+        "srt",
+        "--output_dir",
+        "out",
+        "--fp16",
+        "False",
+        "--language",
+        "English",
+        "--append_punctuations",
+        ".",
+    )
+    assert done.returncode == EXIT_OK, done.stderr
+    assert [p.name for p in (workdir / "out").iterdir()] == ["jfk.srt"]
+    assert subtitle_words(workdir / "out" / "jfk.srt") == JFK_WORDS
+    # --verbose True (the default): each segment printed as openai-whisper prints it.
+    lines = done.stdout.splitlines()
+    assert lines and all(line.startswith("[00:") and " --> " in line for line in lines)
+    assert words(" ".join(line.split("]", 1)[1] for line in lines)) == JFK_WORDS
+    assert "--append_punctuations is accepted but has no effect" in done.stderr
+    assert "fp16" not in done.stderr
 
 
 def whisper_args(*argv: str) -> argparse.Namespace:

@@ -220,7 +220,7 @@ def test_sizes_formats_and_temperatures_parse_as_documented() -> None:
     for bad in ("", "GB", "4 XB", "-4GB", "4e9"):
         with pytest.raises(ConfigError, match="invalid size"):
             parse_size(bad)
-    assert parse_output_formats("all") == ("txt", "srt", "vtt", "tsv", "json")
+    assert parse_output_formats("all") == ("txt", "vtt", "srt", "tsv", "json")
     assert parse_output_formats(["SRT", "srt", "vtt"]) == ("srt", "vtt")
     assert parse_temperatures("0,0.2") == (0.0, 0.2)
     with pytest.raises(ConfigError, match="invalid temperature 'hot'"):

@@ -282,6 +282,7 @@ class OutputSettings:
     overwrite: bool = False
     max_line_width: int | None = None
     max_line_count: int | None = None
+    max_words_per_line: int | None = None
     highlight_words: bool = False
 
 
@@ -384,6 +385,7 @@ def run_batch(
                     overwrite=output.overwrite,
                     max_line_width=output.max_line_width,
                     max_line_count=output.max_line_count,
+                    max_words_per_line=output.max_words_per_line,
                     highlight_words=output.highlight_words,
                 )
             except DattavaniError as error:

@@ -105,7 +105,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     add("--highlight_words", type=str2bool, default=False, help="underline words in srt/vtt")
     add("--max_line_width", type=optional_int, default=None, help="characters in a line")
     add("--max_line_count", type=optional_int, default=None, help="lines in a segment")
-    add("--max_words_per_line", type=optional_int, default=None, help="accepted with a warning")
+    add("--max_words_per_line", type=optional_int, default=None, help="words in a line")
     add("--threads", type=optional_int, default=0, help="CPU threads (0: all, up to 8)")
     add("--clip_timestamps", type=str, default="0", help="start,end in seconds of one clip")
     add("--hallucination_silence_threshold", type=optional_float, default=None, help="accepted")
@@ -152,7 +152,6 @@ def transcribe_options(args: argparse.Namespace) -> dict[str, Any]:
     ignored = {
         "prepend_punctuations": args.prepend_punctuations != _PREPEND_PUNCTUATIONS,
         "append_punctuations": args.append_punctuations != _APPEND_PUNCTUATIONS,
-        "max_words_per_line": args.max_words_per_line is not None,
         "hallucination_silence_threshold": args.hallucination_silence_threshold is not None,
     }
     for name in (n for n, given in ignored.items() if given):
@@ -238,6 +237,7 @@ def run_whisper(args: argparse.Namespace, config: Config) -> int:
         overwrite=True,
         max_line_width=args.max_line_width,
         max_line_count=args.max_line_count,
+        max_words_per_line=args.max_words_per_line,
         highlight_words=args.highlight_words,
     )
     transcriber = load_transcriber(

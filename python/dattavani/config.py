@@ -28,8 +28,6 @@ from .errors import ConfigError
 
 CONFIG_FILENAME = "dattavani.toml"
 
-#: Output formats the writers know, in the order ``all`` expands to.
-OUTPUT_FORMATS = ("txt", "srt", "vtt", "tsv", "json")
 #: Precisions a model alias may ask for; ``fp16``/``fp32``/``int8`` are the names CTranslate2 and
 #: transformers users write, accepted as spellings of ours.
 PRECISIONS = ("f32", "f16", "q8_0", "q5_0", "q5_1", "q4_0")
@@ -78,7 +76,7 @@ class TranscribeConfig:
 
     language: str | None = None
     task: str = "transcribe"
-    output_format: tuple[str, ...] = OUTPUT_FORMATS
+    output_format: tuple[str, ...] = ("all",)
     output_dir: Path | None = None
     word_timestamps: bool = False
     vad: bool = False
@@ -199,24 +197,20 @@ def parse_output_formats(value: str | list[str] | tuple[str, ...]) -> tuple[str,
     """Output formats from ``"srt,vtt"``, ``"all"`` or a list; order kept, duplicates dropped.
 
     >>> parse_output_formats("srt, vtt"), parse_output_formats("all")[:2]
-    (('srt', 'vtt'), ('txt', 'srt'))
+    (('srt', 'vtt'), ('txt', 'vtt'))
     """
+    from .writers import WRITERS, expand_formats
+
     items = value.split(",") if isinstance(value, str) else list(value)
-    names: list[str] = []
-    for item in items:
-        name = item.strip().lower() if isinstance(item, str) else ""
-        if name == "all":
-            names.extend(OUTPUT_FORMATS)
-        elif name in OUTPUT_FORMATS:
-            names.append(name)
-        else:
+    names = [item.strip().lower() if isinstance(item, str) else repr(item) for item in items]
+    for item, name in zip(items, names, strict=True):
+        if name != "all" and name not in WRITERS:
             raise ConfigError(
-                f"unknown output format {item!r}: use {', '.join(OUTPUT_FORMATS)} or all, "
-                "comma-separated"
+                f"unknown output format {item!r}: use {', '.join(WRITERS)} or all, comma-separated"
             )
     if not names:
-        raise ConfigError("no output format given: use txt, srt, vtt, tsv, json or all")
-    return tuple(dict.fromkeys(names))
+        raise ConfigError(f"no output format given: use {', '.join(WRITERS)} or all")
+    return tuple(expand_formats(names))
 
 
 def _formats(value: Any) -> tuple[str, ...]:
