@@ -12,11 +12,36 @@ namespace {
 constexpr int k_sample_rate = WHISPER_SAMPLE_RATE;
 constexpr int k_max_decoders = 8;  // whisper.cpp's WHISPER_MAX_DECODERS
 
-context_ptr load_context(const std::string & path, const model_params & params) {
+// The alignment heads openai-whisper found for each released model, recognised by shape. Other
+// shapes (distilled or pruned models) use every head of the top half of the decoder.
+whisper_alignment_heads_preset alignment_heads(const ggml_file_info & info) {
+    const bool english = info.n_vocab == 51864;
+    const bool symmetric = info.n_text_layer == info.n_audio_layer;
+    switch (info.n_audio_layer) {
+        case 4: if (symmetric) return english ? WHISPER_AHEADS_TINY_EN : WHISPER_AHEADS_TINY; break;
+        case 6: if (symmetric) return english ? WHISPER_AHEADS_BASE_EN : WHISPER_AHEADS_BASE; break;
+        case 12: if (symmetric) return english ? WHISPER_AHEADS_SMALL_EN : WHISPER_AHEADS_SMALL; break;
+        case 24: if (symmetric) return english ? WHISPER_AHEADS_MEDIUM_EN : WHISPER_AHEADS_MEDIUM; break;
+        case 32:
+            if (info.n_text_layer == 4) return WHISPER_AHEADS_LARGE_V3_TURBO;
+            // large-v1 and -v2 share a shape; v2 is by far the more used.
+            if (symmetric) return info.n_vocab == 51866 ? WHISPER_AHEADS_LARGE_V3 : WHISPER_AHEADS_LARGE_V2;
+            break;
+        default: break;
+    }
+    return WHISPER_AHEADS_N_TOP_MOST;
+}
+
+context_ptr load_context(const std::string & path, const model_params & params, const ggml_file_info & info) {
     whisper_context_params cparams = whisper_context_default_params();
     cparams.use_gpu = params.use_gpu;
     cparams.gpu_device = params.gpu_device;
     cparams.flash_attn = params.flash_attn;
+    if (params.dtw) {
+        cparams.dtw_token_timestamps = true;
+        cparams.dtw_aheads_preset = alignment_heads(info);
+        cparams.dtw_n_top = std::max(1, info.n_text_layer / 2);
+    }
     context_ptr ctx(whisper_init_from_file_with_params_no_state(path.c_str(), cparams));
     if (!ctx) {
         throw model_load_error("cannot load model '" + path +
@@ -25,12 +50,16 @@ context_ptr load_context(const std::string & path, const model_params & params) 
     return ctx;
 }
 
-model_params checked(const model_params & params) {
+model_params checked(model_params params) {
     if (params.max_states < 1 || params.max_states > 256) {
         throw options_error("max_states must be in [1, 256], got " + std::to_string(params.max_states));
     }
     if (params.gpu_device < 0) {
         throw options_error("gpu_device must be >= 0, got " + std::to_string(params.gpu_device));
+    }
+    // whisper.cpp's DTW reads attention weights that flash attention never materialises.
+    if (params.dtw) {
+        params.flash_attn = false;
     }
     return params;
 }
@@ -69,6 +98,7 @@ segment_result read_segment(whisper_context * ctx, whisper_state * state, int i)
         tok.plog = data.plog;
         tok.start = data.t0 * 0.01;
         tok.end = data.t1 * 0.01;
+        tok.dtw_time = data.t_dtw >= 0 ? data.t_dtw * 0.01 : -1.0;
         logprob_sum += data.plog;
         seg.tokens.push_back(std::move(tok));
     }
@@ -213,7 +243,7 @@ model::model(const std::string & path, const model_params & params)
     : path_(path),
       params_(checked(params)),
       info_(inspect_ggml_file(path)),
-      ctx_(load_context(path, params_)),
+      ctx_(load_context(path, params_, info_)),
       pool_(ctx_.get(), params_.max_states) {}
 
 std::vector<std::pair<std::string, float>> model::detect_language_with_state(

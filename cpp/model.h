@@ -26,6 +26,7 @@ struct model_params {
     bool use_gpu = true;
     int gpu_device = 0;
     bool flash_attn = true;
+    bool dtw = false;    // DTW token times from cross-attention (forces flash attention off)
     int max_states = 4;  // transcriptions that may run at once
 };
 
@@ -69,6 +70,7 @@ struct token_result {
     float plog = 0.0f;
     double start = 0.0;    // seconds; meaningful with token_timestamps
     double end = 0.0;
+    double dtw_time = -1.0; // seconds the DTW alignment enters this token; < 0 without DTW
 };
 
 struct segment_result {

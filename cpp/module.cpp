@@ -159,7 +159,8 @@ PYBIND11_MODULE(_core, m) {
         .def_readonly("probability", &token_result::p)
         .def_readonly("logprob", &token_result::plog)
         .def_readonly("start", &token_result::start)
-        .def_readonly("end", &token_result::end);
+        .def_readonly("end", &token_result::end)
+        .def_readonly("dtw_time", &token_result::dtw_time);
 
     py::class_<segment_result>(m, "Segment")
         .def_readonly("start", &segment_result::start)
@@ -177,18 +178,20 @@ PYBIND11_MODULE(_core, m) {
 
     py::class_<model, std::shared_ptr<model>>(m, "Model",
         "A whisper GGML model loaded once; transcribe() may be called from many threads at once.")
-        .def(py::init([](const std::string & path, bool use_gpu, int gpu_device, bool flash_attn, int max_states) {
+        .def(py::init([](const std::string & path, bool use_gpu, int gpu_device, bool flash_attn,
+                         int max_states, bool dtw) {
                  log_flush_guard flush;
                  model_params params;
                  params.use_gpu = use_gpu;
                  params.gpu_device = gpu_device;
                  params.flash_attn = flash_attn;
+                 params.dtw = dtw;
                  params.max_states = max_states;
                  py::gil_scoped_release release;
                  return std::make_shared<model>(path, params);
              }),
              py::arg("path"), py::arg("use_gpu") = true, py::arg("gpu_device") = 0,
-             py::arg("flash_attn") = true, py::arg("max_states") = 4)
+             py::arg("flash_attn") = true, py::arg("max_states") = 4, py::arg("dtw") = false)
         .def_property_readonly("path", &model::path)
         .def_property_readonly("is_multilingual", &model::is_multilingual)
         .def_property_readonly("type", &model::type_name)
@@ -209,6 +212,7 @@ PYBIND11_MODULE(_core, m) {
         .def_property_readonly("use_gpu", [](const model & s) { return s.params().use_gpu; })
         .def_property_readonly("gpu_device", [](const model & s) { return s.params().gpu_device; })
         .def_property_readonly("flash_attn", [](const model & s) { return s.params().flash_attn; })
+        .def_property_readonly("dtw", [](const model & s) { return s.params().dtw; })
         .def_property_readonly("max_states", [](const model & s) { return s.params().max_states; })
         .def_property_readonly("states_created", &model::states_created,
                                "whisper_states allocated so far (at most max_states).")

@@ -55,6 +55,7 @@ class Token:
     logprob: float
     start: float
     end: float
+    dtw_time: float
 
 class Segment:
     start: float
@@ -90,6 +91,7 @@ class Model:
     use_gpu: bool
     gpu_device: int
     flash_attn: bool
+    dtw: bool
     max_states: int
     states_created: int
     def __init__(
@@ -99,6 +101,7 @@ class Model:
         gpu_device: int = 0,
         flash_attn: bool = True,
         max_states: int = 4,
+        dtw: bool = False,
     ) -> None: ...
     def transcribe(
         self,
