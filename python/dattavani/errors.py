@@ -20,6 +20,13 @@ class ModelNotFoundError(DattavaniError):
     """A model name or spec could not be resolved to a file, a cache entry or a hub repository."""
 
 
+class DownloadError(DattavaniError):
+    """A model could not be downloaded: the hub was unreachable or a transfer broke off.
+
+    Unlike :class:`ModelNotFoundError` the model exists; trying again later may work.
+    """
+
+
 class ConversionError(DattavaniError):
     """A checkpoint could not be converted to GGML."""
 
