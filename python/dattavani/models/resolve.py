@@ -233,9 +233,13 @@ class Resolver:
                 lambda target: conversion.quantize_into(package.path, target, precision),
                 {**fields, "source_format": "ggml", "precision": precision},
             )
-        names = [p.name for p in package.path.iterdir()] + (["model.bin"] if package.parts else [])
         where = f"{package.path} (from {package.distribution})"
-        layout = conversion.detect_layout(names, where)
+        # Split packages carry a CTranslate2 model.bin; the converter says what else is missing.
+        layout: conversion.Layout = (
+            "ct2"
+            if package.parts
+            else conversion.detect_layout([p.name for p in package.path.iterdir()], where)
+        )
         wanted = precision or DEFAULT_PRECISION
 
         def produce(target: Path) -> None:
