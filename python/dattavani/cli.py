@@ -87,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The whole argument parser (cheap: no command's heavy imports happen here)."""
     from . import cli_compare, cli_whisper
+    from .models.cli import add_models_parser
 
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     # openai-whisper's --verbose takes True/False: there only -v counts log verbosity.
     cli_whisper.add_parser(commands, common_parser(long_verbose=False))
     cli_compare.add_parser(commands, common)
+    add_models_parser(commands, [common])
 
     info = commands.add_parser(
         "info",
@@ -195,21 +197,29 @@ def load_transcriber(
     """
     import logging
 
+    from .models import resolve_model
     from .transcriber import Transcriber
 
-    alias = config.resolve_model_alias(model or config.native_models.default_model)
-    source = Path(alias.model_id)
-    if not source.is_file():
-        raise ModelNotFoundError(
-            f"model {alias.model_id!r}: no such file (give the path of a GGML model)"
-        )
+    name = model or config.native_models.default_model
+    alias = config.resolve_model_alias(name)
+    spec = f"{alias.model_id}@{alias.revision}" if alias.revision else alias.model_id
+    resolved = resolve_model(
+        spec, cache_dir=config.native_models.cache_dir, precision=alias.precision
+    )
+    logging.getLogger("dattavani.cli").info(
+        "model %s: %s (from the %s)", name, resolved.path, resolved.source
+    )
+
+    def load(on: str) -> Transcriber:
+        return Transcriber(resolved.path, device=on, threads=threads, workers=workers)
+
     try:
-        return Transcriber(source, device=device, threads=threads, workers=workers)
+        return load(device)
     except (DeviceError, GPUMemoryError) as error:
         if not config.native_models.fallback_to_cpu or device == "cpu":
             raise
-        logging.getLogger("dattavani").warning("%s; falling back to the CPU", error)
-        return Transcriber(source, device="cpu", threads=threads, workers=workers)
+        logging.getLogger("dattavani.cli").warning("%s; falling back to the CPU", error)
+        return load("cpu")
 
 
 def language_code(language: str | None) -> str | None:
@@ -592,16 +602,16 @@ def run_info(args: argparse.Namespace, config: Config) -> int:
 
     from . import build_info
     from .config import CONFIG_FILENAME, user_config_path
+    from .models.disk_cache import DiskCache
 
     info = build_info()
     info["cpu_features"] = cpu_features(info["system_info"])
-    cache = config.native_models.cache_dir or default_cache_dir()
-    files = [p for p in cache.rglob("*") if p.is_file()] if cache.is_dir() else []
+    cache = DiskCache(config.native_models.cache_dir)
     info["cache"] = {
-        "path": str(cache),
-        "exists": cache.is_dir(),
-        "files": len(files),
-        "bytes": sum(p.stat().st_size for p in files),
+        "path": str(cache.root),
+        "models": [entry.key for entry in cache.entries()],
+        "bytes": cache.total_bytes(),
+        "max_bytes": cache.max_bytes,
     }
     info["config_file"] = str(config.source) if config.source else None
     info["config_searched"] = [str(Path.cwd() / CONFIG_FILENAME), str(user_config_path())]
@@ -615,10 +625,11 @@ def run_info(args: argparse.Namespace, config: Config) -> int:
         f"{format_size(d['memory_free'])} free of {format_size(d['memory_total'])}"
         for d in info["devices"]
     ]
+    models = info["cache"]["models"]
     cache_line = (
-        f"{cache}: {format_size(info['cache']['bytes'])} in {len(files)} file(s)"
-        if cache.is_dir()
-        else f"{cache} (not created yet)"
+        f"{cache.root}: {len(models)} model(s), {format_size(info['cache']['bytes'])}"
+        + (f" ({', '.join(models)})" if models else "")
+        + (f"; limit {format_size(cache.max_bytes)}" if cache.max_bytes else "")
     )
     config_line = (
         str(config.source)
@@ -657,13 +668,6 @@ def cpu_features(system_info: str) -> list[str]:
         if section == "CPU" and value.strip() == "1":
             features.append(name.strip())
     return features
-
-
-def default_cache_dir() -> Path:
-    """The model cache when the config names none: the user cache folder (platformdirs)."""
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("dattavani", appauthor=False))
 
 
 def format_size(n: int) -> str:

@@ -16,6 +16,7 @@ A few environment variables override the file (precedence: flags > env > file > 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -262,10 +263,12 @@ def _temperatures(value: Any) -> tuple[float, ...]:
 
 
 def _precision(value: Any) -> str:
+    from .errors import ModelNotFoundError
+    from .models.specs import PRECISIONS, normalize_precision
+
     if isinstance(value, str):
-        spelled = _PRECISION_SPELLINGS.get(value.lower(), value.lower())
-        if spelled in PRECISIONS:
-            return spelled
+        with contextlib.suppress(ModelNotFoundError):
+            return normalize_precision(value)
     raise _Invalid("one of " + ", ".join(PRECISIONS) + " (fp16, fp32 and int8 are accepted too)")
 
 
