@@ -16,7 +16,7 @@ class ModelLoadError(DattavaniError):
     """A model file is missing, unreadable, truncated or not a whisper GGML file."""
 
 
-class ModelNotFoundError(DattavaniError):
+class ModelNotFoundError(ModelLoadError):
     """A model name or spec could not be resolved to a file, a cache entry or a hub repository."""
 
 

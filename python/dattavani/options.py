@@ -49,6 +49,10 @@ class TranscribeOptions:
     no_speech_threshold: float | None = 0.6
     condition_on_previous_text: bool = True
     initial_prompt: str | None = None
+    # faster-whisper's hotwords: words to favour, put in front of every window's prompt.
+    hotwords: str | None = None
+    # Detection picks the most likely of these languages (None: any language).
+    allowed_languages: tuple[str, ...] | None = None
     carry_initial_prompt: bool = False
     suppress_blank: bool = True
     suppress_non_speech_tokens: bool = True
@@ -104,8 +108,9 @@ class TranscribeOptions:
                 f"unknown transcription option(s): {', '.join(unknown)}; "
                 f"known: {', '.join(sorted(known))}"
             )
-        if isinstance(kwargs.get("temperature"), Sequence):
-            kwargs["temperature"] = tuple(kwargs["temperature"])
+        for name in ("temperature", "allowed_languages"):
+            if isinstance(kwargs.get(name), Sequence) and not isinstance(kwargs[name], str):
+                kwargs[name] = tuple(kwargs[name])
         return cls(**kwargs)
 
     def to_native(self, threads: int) -> _core.TranscribeOptions:

@@ -1,32 +1,44 @@
 """The public entry point: :class:`Transcriber` loads a model once and transcribes audio with it.
 
-Policy lives here (which file, which device, how many threads, how results look); the work is
-done by the native core, with the GIL released, so several threads can share one Transcriber.
+Policy lives here (which model, which device, how many threads, how long audio is windowed, how
+results look); the work is done by the native core with the GIL released, so several threads
+share one Transcriber and one copy of the weights.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import os
+import threading
 import time
-import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .devices import DeviceChoice, select_device
+from .errors import OptionsError
 from .options import TranscribeOptions
-from .results import Segment, TranscriptionResult, Word
+from .results import Segment, TranscriptionResult
+from .segments import TimeMap, build_segment, flag_repetitions
+from .vad import SpeechMap, VadOptions, speech_spans
+from .windows import cut_windows
 
 if TYPE_CHECKING:
     from . import _core
+    from .models import ModelCache, ModelLease
 
 logger = logging.getLogger(__name__)
 
 AudioInput = str | os.PathLike[str] | bytes | np.ndarray | Any
 SAMPLE_RATE = 16000
+#: Characters of the previous window's text given as the next window's prompt (whisper.cpp keeps at
+#: most 224 prompt tokens).
+PROMPT_TAIL_CHARS = 600
 
 
 def default_threads() -> int:
@@ -41,17 +53,29 @@ def default_threads() -> int:
     return max(1, min(available, 8))
 
 
+@dataclass(frozen=True)
+class BatchItem:
+    """One outcome of :meth:`Transcriber.transcribe_many`: a result or the error it raised."""
+
+    source: AudioInput
+    result: TranscriptionResult | None = None
+    error: BaseException | None = None
+
+
 class Transcriber:
     """Speech to text with one whisper model, loaded once and shared by every call and thread.
 
     >>> from dattavani import Transcriber
-    >>> transcriber = Transcriber("ggml-tiny.en.bin", threads=2)      # doctest: +SKIP
+    >>> transcriber = Transcriber("tiny.en", threads=2)                # doctest: +SKIP
     >>> result = transcriber.transcribe("jfk.flac")                   # doctest: +SKIP
     >>> result.text                                                   # doctest: +SKIP
     ' And so my fellow Americans ask not what your country can do for you ...'
 
-    ``workers`` bounds how many transcriptions run at once (each needs its own decoder state);
-    further calls wait for a free one.
+    ``model`` is a name (``"base.en"``, ``"small-q5_0"``), a hub repo, a local GGML file or a
+    checkpoint folder (see ``docs/models.md``). ``workers`` bounds how many transcriptions run at
+    once on the loaded model (each needs its own decoder state). ``window_seconds`` bounds how much
+    audio is decoded and held at once: longer input is cut into windows at silences.
+    Transcribers of the same model share one loaded copy through ``model_cache``.
     """
 
     def __init__(
@@ -62,40 +86,89 @@ class Transcriber:
         *,
         workers: int = 4,
         flash_attn: bool | None = None,
+        window_seconds: float = 300.0,
+        cache_dir: str | os.PathLike[str] | None = None,
+        offline: bool | None = None,
+        model_cache: ModelCache | None = None,
     ) -> None:
-        from . import _core
+        from .models import default_model_cache, resolve_model
 
-        path = Path(model)
+        if threads is not None and threads < 1:
+            raise OptionsError(f"threads must be >= 1, got {threads}")
+        if workers < 1:
+            raise OptionsError(f"workers must be >= 1, got {workers}")
+        if window_seconds < 30:
+            raise OptionsError(f"window_seconds must be >= 30, got {window_seconds}")
         self.device: DeviceChoice = select_device(device)
         self.threads = default_threads() if threads is None else int(threads)
-        # Flash attention helps on every backend whisper.cpp has; DTW word timings need it off.
-        use_flash = True if flash_attn is None else flash_attn
+        self.workers = workers
+        self.window_seconds = float(window_seconds)
+        self.resolved = resolve_model(model, cache_dir=cache_dir, offline=offline)
+        self.model_name = str(self.resolved.model_id or Path(self.resolved.path).name)
+        self._cache = model_cache or default_model_cache()
+        self._load_kwargs: dict[str, Any] = {
+            "use_gpu": self.device.use_gpu,
+            "gpu_device": self.device.gpu_device,
+            "flash_attn": True if flash_attn is None else flash_attn,
+            "max_states": workers,
+        }
+        self._leases: dict[bool, ModelLease] = {}
+        self._lock = threading.Lock()
         started = time.perf_counter()
-        self._model: _core.Model = _core.Model(
-            str(path),
-            use_gpu=self.device.use_gpu,
-            gpu_device=self.device.gpu_device,
-            flash_attn=use_flash,
-            max_states=workers,
-        )
-        self.model_name = path.name
+        native = self._native(dtw=False)
         logger.info(
-            "loaded %s (%s, %s) on %s in %.3f s",
-            path,
-            self._model.type,
-            "multilingual" if self._model.is_multilingual else "English-only",
+            "model %s (%s, %s, from %s) ready on %s in %.3f s",
+            self.model_name,
+            native.type,
+            "multilingual" if native.is_multilingual else "English-only",
+            self.resolved.source,
             self.device.name,
             time.perf_counter() - started,
         )
 
+    def _native(self, *, dtw: bool) -> _core.Model:
+        """The loaded model; with ``dtw``, a load of the same weights with DTW alignment.
+
+        Word timestamps need whisper.cpp's cross-attention DTW, which needs flash attention off:
+        that variant is loaded on the first call that asks for words (and shared by the cache).
+        """
+        with self._lock:
+            lease = self._leases.get(dtw)
+            if lease is None:
+                kwargs = dict(self._load_kwargs, dtw=dtw)
+                if dtw and kwargs["flash_attn"]:
+                    logger.info(
+                        "word timestamps: loading %s with DTW, flash attention off", self.model_name
+                    )
+                lease = self._leases[dtw] = self._cache.acquire(self.resolved.path, **kwargs)
+            return lease.model
+
     @property
     def native_model(self) -> _core.Model:
         """The loaded ``dattavani._core.Model`` (hyper-parameters, memory size, states in use)."""
-        return self._model
+        return self._native(dtw=False)
 
     @property
     def is_multilingual(self) -> bool:
-        return bool(self._model.is_multilingual)
+        return bool(self.native_model.is_multilingual)
+
+    def close(self) -> None:
+        """Give the loaded model(s) back to the cache, which frees them when nobody holds them."""
+        with self._lock:
+            leases, self._leases = self._leases, {}
+        for lease in leases.values():
+            lease.release()
+
+    def __enter__(self) -> Transcriber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        leases = getattr(self, "_leases", None)
+        if leases:
+            self.close()
 
     def transcribe(
         self,
@@ -104,104 +177,283 @@ class Transcriber:
         on_progress: Callable[[float], Any] | None = None,
         on_segment: Callable[[Segment], Any] | None = None,
         cancel: _core.CancelToken | None = None,
+        vad_filter: bool = False,
+        vad_parameters: VadOptions | Mapping[str, Any] | None = None,
+        clip_timestamps: Sequence[float] | str | None = None,
+        threads: int | None = None,
         **options: Any,
     ) -> TranscriptionResult:
         """Transcribe a file path, bytes, a file-like object or 16 kHz mono float32 samples.
 
-        Options are openai-whisper's (see :class:`~dattavani.options.TranscribeOptions`):
-        ``language``, ``task``, ``beam_size``, ``temperature``, ``initial_prompt``,
-        ``word_timestamps``... ``on_progress(fraction)`` and ``on_segment(segment)`` are called
-        as decoding goes; ``cancel.cancel()`` from another thread stops the call with
-        :class:`~dattavani.Cancelled`.
+        Options are openai-whisper's (see :class:`~dattavani.options.TranscribeOptions` and
+        ``docs/options.md``): ``language``, ``task``, ``beam_size``, ``temperature``,
+        ``initial_prompt``, ``hotwords``, ``word_timestamps``... ``vad_filter`` skips
+        non-speech (Silero VAD; ``vad_parameters`` as faster-whisper's) and ``clip_timestamps``
+        (``[start, end, start, end, ...]`` seconds, or ``"0,10,20,30"``) transcribes only those
+        spans; times are always on the original timeline. ``on_progress(fraction)`` and
+        ``on_segment(segment)`` are called as decoding goes; ``cancel.cancel()`` from another
+        thread stops the call with :class:`~dattavani.Cancelled`.
         """
         opts = TranscribeOptions.from_kwargs(**options)
-        samples = self._samples(audio)
-        native_options = opts.to_native(self.threads)
+        vad = _vad_options(vad_filter, vad_parameters)
+        clips = _parse_clips(clip_timestamps)
+        run = _Run(self, opts, vad, on_segment, cancel, threads or self.threads)
         started = time.perf_counter()
-
-        segment_callback = None
-        if on_segment is not None:
-            counter = iter(range(1 << 62))
-
-            def segment_callback(native_segment: _core.Segment) -> None:
-                on_segment(_segment(next(counter), native_segment, opts))
-
-        native = self._model.transcribe(
-            samples, native_options, on_progress, segment_callback, cancel
-        )
-        processing_time = time.perf_counter() - started
-        segments = tuple(_segment(i, s, opts) for i, s in enumerate(native.segments))
-        return TranscriptionResult(
-            text="".join(s.text for s in segments),
-            segments=segments,
-            language=native.language,
-            language_probability=float(native.language_probability),
-            duration=len(samples) / SAMPLE_RATE,
-            processing_time=processing_time,
-            model=self.model_name,
-            device=self.device.name,
-            all_language_probs=tuple((lang, float(p)) for lang, p in native.language_probs),
-            options=opts.to_dict(),
-        )
+        if on_progress is not None:
+            run.progress = _Progress(on_progress, self._expected_duration(audio))
+        covered = 0
+        for offset, samples in self._windows(audio, clips):
+            run.window(offset / SAMPLE_RATE, samples)
+            covered = max(covered, offset + len(samples))
+        if run.progress is not None:
+            run.progress.finish()
+        duration = covered / SAMPLE_RATE if clips is None else self._expected_duration(audio)
+        return run.result(duration, time.perf_counter() - started)
 
     def detect_language(self, audio: AudioInput) -> list[tuple[str, float]]:
         """Probabilities of every language for the first 30 s, most likely first."""
-        return list(self._model.detect_language(self._samples(audio), self.threads))
-
-    @staticmethod
-    def _samples(audio: AudioInput) -> np.ndarray:
         from .audio import load_audio
 
-        return load_audio(audio, sample_rate=SAMPLE_RATE)
+        samples = load_audio(audio, sample_rate=SAMPLE_RATE)
+        return list(self.native_model.detect_language(samples, self.threads))
+
+    def transcribe_many(
+        self, sources: Iterable[AudioInput], *, workers: int | None = None, **kwargs: Any
+    ) -> Iterator[BatchItem]:
+        """Transcribe several inputs at once, yielding each outcome as it finishes.
+
+        A failing input yields a :class:`BatchItem` with its ``error`` and the batch goes on. The
+        threads of this Transcriber are shared out among the ``workers`` (default: its
+        ``workers``), since whisper.cpp's spinning workers lose time on oversubscribed cores.
+        """
+        n = min(workers or self.workers, self.workers)
+        kwargs.setdefault("threads", max(1, self.threads // n))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=n) as pool:
+            futures = {pool.submit(self.transcribe, s, **kwargs): s for s in sources}
+            for future in concurrent.futures.as_completed(futures):
+                source = futures[future]
+                error = future.exception()
+                if error is None:
+                    yield BatchItem(source, result=future.result())
+                else:
+                    yield BatchItem(source, error=error)
+
+    async def atranscribe(self, audio: AudioInput, **kwargs: Any) -> TranscriptionResult:
+        """:meth:`transcribe` for asyncio: runs in a worker thread; cancelling the task stops it."""
+        from . import _core
+
+        token = kwargs.pop("cancel", None) or _core.CancelToken()
+        try:
+            return await asyncio.to_thread(self.transcribe, audio, cancel=token, **kwargs)
+        except asyncio.CancelledError:
+            token.cancel()
+            raise
+
+    def _windows(
+        self, audio: AudioInput, clips: list[tuple[float, float | None]] | None
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """``(offset in samples, 16 kHz samples)`` windows covering the input or its clips."""
+        from .audio import iter_audio, load_audio
+
+        if clips is None:
+            chunks = (
+                [load_audio(audio)]
+                if isinstance(audio, np.ndarray)
+                else iter_audio(audio, chunk_seconds=30.0)
+            )
+            yield from cut_windows(chunks, self.window_seconds)
+            return
+        samples = load_audio(audio)
+        for start, end in clips:
+            a = min(round(start * SAMPLE_RATE), len(samples))
+            b = len(samples) if end is None else min(round(end * SAMPLE_RATE), len(samples))
+            for offset, window in cut_windows([samples[a:b]], self.window_seconds):
+                yield a + offset, window
+
+    @staticmethod
+    def _expected_duration(audio: AudioInput) -> float:
+        """The input's length in seconds, from a file's header where it states one."""
+        if isinstance(audio, np.ndarray):
+            return len(audio) / SAMPLE_RATE
+        from .audio import audio_duration
+
+        return audio_duration(audio)
 
 
-def _segment(index: int, native: _core.Segment, opts: TranscribeOptions) -> Segment:
-    text = native.text
-    words = _words(native) if opts.word_timestamps else None
-    ratio = compression_ratio(text)
-    flags = []
-    if opts.compression_ratio_threshold is not None and ratio > opts.compression_ratio_threshold:
-        flags.append("high_compression_ratio")
-    if opts.logprob_threshold is not None and native.avg_logprob < opts.logprob_threshold:
-        flags.append("low_logprob")
-    return Segment(
-        id=index,
-        start=float(native.start),
-        end=float(native.end),
-        text=text,
-        tokens=tuple(t.id for t in native.tokens),
-        avg_logprob=float(native.avg_logprob),
-        no_speech_prob=float(native.no_speech_prob),
-        compression_ratio=ratio,
-        words=words,
-        flags=tuple(flags),
-    )
+class _Progress:
+    """Turns each window's fraction done into a fraction of the whole input, never going back."""
+
+    def __init__(self, callback: Callable[[float], Any], total_seconds: float) -> None:
+        self.callback = callback
+        self.total = max(total_seconds, 1e-9)
+        self.last = 0.0
+
+    def for_window(self, offset: float, length: float) -> Callable[[float], None]:
+        def report(fraction: float) -> None:
+            self._report((offset + fraction * length) / self.total)
+
+        return report
+
+    def finish(self) -> None:
+        self._report(1.0)
+
+    def _report(self, value: float) -> None:
+        value = min(max(value, self.last), 1.0)
+        if value > self.last or value == 1.0:
+            self.last = value
+            self.callback(value)
 
 
-def _words(native: _core.Segment) -> tuple[Word, ...]:
-    """Merge token timestamps into words: a word starts at a token that begins with a space.
+class _Run:
+    """One transcription across windows: carries language, prompt and segment ids between them."""
 
-    Tokens are joined as bytes before decoding, since a character may span two tokens; the words'
-    texts therefore join back to exactly the segment's text.
-    """
-    groups: list[list[Any]] = []
-    for token in native.tokens:
-        raw: bytes = token.text
-        if not groups or raw.startswith(b" "):
-            groups.append([token])
-        else:
-            groups[-1].append(token)
-    words = []
-    for group in groups:
-        text = b"".join(t.text for t in group).decode("utf-8", errors="replace")
-        probability = float(np.mean([t.probability for t in group]))
-        start = max(float(group[0].start), float(native.start))
-        end = min(max(float(group[-1].end), start), float(native.end))
-        words.append(Word(start=start, end=end, word=text, probability=probability))
-    return tuple(words)
+    def __init__(
+        self,
+        transcriber: Transcriber,
+        opts: TranscribeOptions,
+        vad: VadOptions | None,
+        on_segment: Callable[[Segment], Any] | None,
+        cancel: _core.CancelToken | None,
+        threads: int,
+    ) -> None:
+        self.transcriber = transcriber
+        self.opts = opts
+        self.vad = vad
+        self.progress: _Progress | None = None
+        self.on_segment = on_segment
+        self.cancel = cancel
+        self.threads = threads
+        self.model = transcriber._native(dtw=opts.word_timestamps)
+        self.language = opts.language
+        self.language_probability = 1.0 if opts.language else 0.0
+        self.language_probs: tuple[tuple[str, float], ...] = ()
+        self.segments: list[Segment] = []
+        self.previous_text = ""
+
+    def window(self, offset: float, samples: np.ndarray) -> None:
+        speech_map: SpeechMap | None = None
+        speech = samples
+        if self.vad is not None:
+            spans = speech_spans(samples, self.vad, use_gpu=False)
+            speech_map = SpeechMap(samples, spans)
+            speech = speech_map.samples
+        if len(speech) < SAMPLE_RATE // 10:  # nothing whisper could decode
+            return
+
+        def to_time(t: float, is_end: bool) -> float:
+            inner = speech_map.to_original(t, is_end=is_end) if speech_map else t
+            return offset + inner
+
+        if self.language is None and self.model.is_multilingual:
+            self._detect_language(speech)
+        native_options = self.opts.to_native(self.threads)
+        native_options.language = self.language or ""
+        native_options.initial_prompt = self._prompt()
+        native = self.model.transcribe(
+            speech,
+            native_options,
+            self.progress.for_window(offset, len(samples) / SAMPLE_RATE) if self.progress else None,
+            self._segment_callback(to_time),
+            self.cancel,
+        )
+        if self.language is None:
+            self.language = native.language
+            self.language_probability = float(native.language_probability)
+            self.language_probs = tuple((lang, float(p)) for lang, p in native.language_probs)
+        start_id = len(self.segments)
+        for i, s in enumerate(native.segments):
+            self.segments.append(build_segment(start_id + i, s, self.opts, to_time))
+        self.previous_text = "".join(s.text for s in self.segments[start_id:])
+
+    def _detect_language(self, speech: np.ndarray) -> None:
+        probs = [(lang, float(p)) for lang, p in self.model.detect_language(speech, self.threads)]
+        allowed = self.opts.allowed_languages
+        candidates = [lp for lp in probs if not allowed or lp[0] in allowed]
+        if not candidates:
+            raise OptionsError(f"allowed_languages {allowed} holds no language whisper knows")
+        self.language, self.language_probability = candidates[0]
+        self.language_probs = tuple(probs)
+        logger.info("detected language %s (p=%.2f)", self.language, self.language_probability)
+
+    def _prompt(self) -> str:
+        """hotwords, then the user's prompt (first window, or every one with carry), then the
+        tail of the previous window's text when conditioning on it."""
+        parts = []
+        if self.opts.hotwords:
+            parts.append(self.opts.hotwords.strip())
+        first = not self.segments and not self.previous_text
+        if self.opts.initial_prompt and (first or self.opts.carry_initial_prompt):
+            parts.append(self.opts.initial_prompt.strip())
+        if self.opts.condition_on_previous_text and self.previous_text:
+            parts.append(self.previous_text.strip()[-PROMPT_TAIL_CHARS:])
+        return " ".join(parts)
+
+    def _segment_callback(self, to_time: TimeMap) -> Callable[[_core.Segment], None] | None:
+        if self.on_segment is None:
+            return None
+        callback = self.on_segment
+        base = len(self.segments)
+        seen = [0]
+
+        def on_native(native: _core.Segment) -> None:
+            callback(build_segment(base + seen[0], native, self.opts, to_time))
+            seen[0] += 1
+
+        return on_native
+
+    def result(self, duration: float, processing_time: float) -> TranscriptionResult:
+        segments = tuple(flag_repetitions(self.segments))
+        language = self.language or ("en" if not self.model.is_multilingual else "")
+        return TranscriptionResult(
+            text="".join(s.text for s in segments),
+            segments=segments,
+            language=language,
+            language_probability=self.language_probability if self.language else 0.0,
+            duration=duration,
+            processing_time=processing_time,
+            model=self.transcriber.model_name,
+            device=self.transcriber.device.name,
+            all_language_probs=self.language_probs or ((language, 1.0),),
+            options=self.opts.to_dict(),
+        )
 
 
-def compression_ratio(text: str) -> float:
-    """openai-whisper's repetition measure: text bytes over zlib-compressed bytes."""
-    data = text.encode("utf-8")
-    return len(data) / len(zlib.compress(data)) if data else 0.0
+def _vad_options(
+    vad_filter: bool, vad_parameters: VadOptions | Mapping[str, Any] | None
+) -> VadOptions | None:
+    if not vad_filter:
+        return None
+    if vad_parameters is None:
+        return VadOptions()
+    if isinstance(vad_parameters, VadOptions):
+        return vad_parameters
+    try:
+        return VadOptions(**dict(vad_parameters))
+    except TypeError as error:
+        raise OptionsError(f"vad_parameters: {error}") from error
+
+
+def _parse_clips(
+    clip_timestamps: Sequence[float] | str | None,
+) -> list[tuple[float, float | None]] | None:
+    """faster-whisper's ``clip_timestamps``: start,end pairs; an odd last start runs to the end."""
+    if clip_timestamps is None or clip_timestamps == "0" or clip_timestamps == []:
+        return None
+    try:
+        values = (
+            [float(v) for v in clip_timestamps.split(",")]
+            if isinstance(clip_timestamps, str)
+            else [float(v) for v in clip_timestamps]
+        )
+    except ValueError as error:
+        raise OptionsError(f"clip_timestamps {clip_timestamps!r}: {error}") from error
+    clips: list[tuple[float, float | None]] = []
+    for i in range(0, len(values), 2):
+        start = values[i]
+        end = values[i + 1] if i + 1 < len(values) else None
+        if start < 0 or (end is not None and end <= start):
+            raise OptionsError(f"clip_timestamps {clip_timestamps!r}: spans must be start < end")
+        if clips and start < (clips[-1][1] or float("inf")):
+            raise OptionsError(f"clip_timestamps {clip_timestamps!r}: spans must be in order")
+        clips.append((start, end))
+    return clips
