@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -34,8 +35,8 @@ def workdir(tmp_path: Path) -> Path:
     return work
 
 
-def run(cwd: Path, *args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run the installed command in ``cwd`` with no config but what the test puts there."""
+def command_env(cwd: Path, **env: str) -> dict[str, str]:
+    """No config but what the test puts in ``cwd``; no network."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("DATTAVANI_")}
     clean.update(
         XDG_CONFIG_HOME=str(cwd / ".config"),
@@ -43,13 +44,59 @@ def run(cwd: Path, *args: str | Path, **env: str) -> subprocess.CompletedProcess
         HF_HUB_OFFLINE="1",
         **env,
     )
+    return clean
+
+
+def run(cwd: Path, *args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed command in ``cwd``, its stdout and stderr captured."""
     return subprocess.run(
         [str(DATTAVANI), *map(str, args)],
         cwd=cwd,
-        env=clean,
+        env=command_env(cwd, **env),
         capture_output=True,
         text=True,
         timeout=300,
+    )
+
+
+def run_on_terminal(cwd: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run the installed command with its stderr on a pseudo-terminal, as a user at a shell."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    # 24 rows of 100 columns: a new pseudo-terminal is 0 columns wide, too narrow for any bar.
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    process = subprocess.Popen(
+        [str(DATTAVANI), *map(str, args)],
+        cwd=cwd,
+        env=command_env(cwd),
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+    )
+    os.close(follower)
+    terminal = bytearray()
+
+    def drain() -> None:  # the terminal must be read while the command runs, or it blocks
+        while True:
+            try:
+                data = os.read(leader, 4096)
+            except OSError:  # EIO: the command closed its end
+                return
+            if not data:
+                return
+            terminal.extend(data)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    stdout, _ = process.communicate(timeout=300)
+    reader.join(timeout=30)
+    os.close(leader)
+    return subprocess.CompletedProcess(
+        process.args, process.returncode, stdout, terminal.decode("utf-8", "replace")
     )
 
 
@@ -102,7 +149,9 @@ def test_transcribe_writes_subtitles_real_parsers_read_back(
         f'[native_models.models]\ntiny = {{ model_id = "{tiny_en_ggml}" }}\n',
         encoding="utf-8",
     )
-    done = run(workdir, "transcribe", jfk_audio, "-f", "srt,vtt,json", "-o", "out", "-v")
+    done = run_on_terminal(
+        workdir, "transcribe", jfk_audio, "-f", "srt,vtt,json", "-o", "out", "-v"
+    )
     assert done.returncode == EXIT_OK, done.stderr
     stem = jfk_audio.stem
     assert sorted(p.name for p in (workdir / "out").iterdir()) == [
@@ -118,7 +167,10 @@ def test_transcribe_writes_subtitles_real_parsers_read_back(
     table = done.stdout
     assert jfk_audio.name in table and "11.0 s" in table and "x real time" in table
     assert "1 file(s): 1 done, 0 failed" in table
-    # -v: the device chosen and why.
+    # On a terminal: a bar for the file and one for the whole batch, both run to the end.
+    assert f"{jfk_audio.name}:" in done.stderr and "all files: 100%" in done.stderr
+    assert "1/1" in done.stderr
+    # -v: the device chosen and why, printed above the bars.
     assert "device auto: using the CPU" in done.stderr
 
 
