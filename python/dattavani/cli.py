@@ -203,15 +203,16 @@ def load_transcriber(
     name = model or config.native_models.default_model
     alias = config.resolve_model_alias(name)
     spec = f"{alias.model_id}@{alias.revision}" if alias.revision else alias.model_id
-    resolved = resolve_model(
-        spec, cache_dir=config.native_models.cache_dir, precision=alias.precision
-    )
-    logging.getLogger("dattavani.cli").info(
-        "model %s: %s (from the %s)", name, resolved.path, resolved.source
-    )
+    cache_dir = config.native_models.cache_dir
+    # Transcriber resolves names itself; only a precision other than the spec's own needs asking.
+    source: str | Path = spec
+    if alias.precision:
+        source = resolve_model(spec, cache_dir=cache_dir, precision=alias.precision).path
+    if name != spec:
+        logging.getLogger("dattavani.cli").info("model %s is an alias of %s", name, source)
 
     def load(on: str) -> Transcriber:
-        return Transcriber(resolved.path, device=on, threads=threads, workers=workers)
+        return Transcriber(source, device=on, threads=threads, workers=workers, cache_dir=cache_dir)
 
     try:
         return load(device)
@@ -398,6 +399,8 @@ def run_batch(
                     max_words_per_line=output.max_words_per_line,
                     highlight_words=output.highlight_words,
                 )
+            except OptionsError:
+                raise  # the same for every file: a usage error, not a bad file
             except DattavaniError as error:
                 outcome.error = f"{type(error).__name__}: {error}"
         outcome.wall_time = time.perf_counter() - started
@@ -571,9 +574,9 @@ def run_transcribe(args: argparse.Namespace, config: Config) -> int:
     }
     if temperature is not None:
         options["temperature"] = temperature
+    TranscribeOptions.from_kwargs(**options)  # a bad option is a usage error before any work
     if pick(args.vad, defaults.vad):
         options["vad_filter"] = True
-    TranscribeOptions.from_kwargs(**options)  # a bad option is a usage error before any work
     output = OutputSettings(
         formats=(
             parse_output_formats(args.output_format)

@@ -6,8 +6,7 @@ defaults (beam search of 5, a temperature fallback schedule, every output format
 folder) and output file names (``<output_dir>/<audio name without extension>.<format>``).
 
 Arguments that only steer PyTorch (``--fp16``) are accepted and ignored. Arguments whisper.cpp has
-no counterpart for, and whose absence changes little, are accepted with a warning; an argument whose
-absence would change the result materially (several clip ranges) is refused.
+no counterpart for, and whose absence changes little, are accepted with a warning.
 """
 
 from __future__ import annotations
@@ -107,7 +106,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     add("--max_line_count", type=optional_int, default=None, help="lines in a segment")
     add("--max_words_per_line", type=optional_int, default=None, help="words in a line")
     add("--threads", type=optional_int, default=0, help="CPU threads (0: all, up to 8)")
-    add("--clip_timestamps", type=str, default="0", help="start,end in seconds of one clip")
+    add("--clip_timestamps", type=str, default="0", help="start,end,... seconds to transcribe")
     add("--hallucination_silence_threshold", type=optional_float, default=None, help="accepted")
     p.set_defaults(command="whisper", handler=run_whisper)
 
@@ -148,7 +147,8 @@ def transcribe_options(args: argparse.Namespace) -> dict[str, Any]:
             "non-speech tokens are suppressed as with -1",
             args.suppress_tokens,
         )
-    options.update(_clip(args.clip_timestamps))
+    if args.clip_timestamps != "0":
+        options["clip_timestamps"] = args.clip_timestamps
     ignored = {
         "prepend_punctuations": args.prepend_punctuations != _PREPEND_PUNCTUATIONS,
         "append_punctuations": args.append_punctuations != _APPEND_PUNCTUATIONS,
@@ -157,26 +157,6 @@ def transcribe_options(args: argparse.Namespace) -> dict[str, Any]:
     for name in (n for n, given in ignored.items() if given):
         logger.warning("--%s is accepted but has no effect in dattavani", name)
     return options
-
-
-def _clip(clip_timestamps: str) -> dict[str, float]:
-    """One ``start[,end]`` clip as offset/duration; several clips are refused."""
-    try:
-        bounds = [float(t) for t in clip_timestamps.split(",") if t.strip()]
-    except ValueError:
-        raise UsageError(
-            f"--clip_timestamps {clip_timestamps!r}: expected start,end in seconds"
-        ) from None
-    if len(bounds) > 2:
-        raise UsageError(
-            f"--clip_timestamps {clip_timestamps!r}: only one start,end clip is supported"
-        )
-    if not bounds or bounds == [0.0]:
-        return {}
-    start = bounds[0]
-    if len(bounds) == 2 and bounds[1] <= start:
-        raise UsageError(f"--clip_timestamps {clip_timestamps!r}: end must be after start")
-    return {"offset": start, "duration": bounds[1] - start if len(bounds) == 2 else 0.0}
 
 
 class WhisperReporter(TableReporter):
