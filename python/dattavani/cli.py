@@ -338,6 +338,9 @@ def expand_inputs(items: Sequence[str]) -> list[Job]:
 class Reporter:
     """How a batch shows itself: hooks called from worker threads, under one lock."""
 
+    #: Whether :meth:`segment` wants every segment as it is decoded.
+    wants_segments = False
+
     def __init__(self) -> None:
         self.lock = threading.Lock()
 
@@ -351,8 +354,6 @@ class Reporter:
 
     def segment(self, job: Job, segment: Segment) -> None:
         """Called for each segment as it is decoded (only when ``wants_segments``)."""
-
-    wants_segments = False
 
     def finished(self, outcome: Outcome, done: int, total: int) -> None:
         """Called once per input, with how many are done so far."""
