@@ -255,6 +255,10 @@ def test_text_streams_and_other_objects_are_refused(tmp_path: Path) -> None:
         load_audio(handle)
     with pytest.raises(AudioError, match="not an audio source"):
         load_audio(12345)  # type: ignore[arg-type]
+    closed = io.BytesIO(b"RIFF")
+    closed.close()
+    with pytest.raises(AudioError, match="cannot be read: I/O operation on closed file"):
+        load_audio(closed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -573,6 +577,20 @@ def test_iter_audio_streams_a_long_mkv_in_bounded_memory(tmp_path: Path) -> None
     assert sum(lengths) == pytest.approx(seconds * 16000, abs=16)
     file_size = path.stat().st_size
     assert peak < 4_000_000 < file_size / 4, f"peak {peak} bytes for a {file_size} byte file"
+
+
+def test_streamed_resampling_equals_resampling_at_once(jfk_files) -> None:
+    path = jfk_files["wav", 44100, "stereo"]
+    samples, rate = soundfile.read(path, dtype="float32")
+    at_once = soxr.resample(samples.mean(axis=1, dtype=np.float32), rate, 16000)
+    assert np.allclose(load_audio(path), at_once, rtol=0, atol=1e-6)
+
+
+def test_a_file_too_short_to_resample_to_anything(tmp_path: Path) -> None:
+    path = tmp_path / "one-sample.wav"
+    path.write_bytes(wav_bytes(np.array([1000], np.int16), 48000))
+    assert len(load_audio(path)) <= 1
+    assert audio_duration(path) == pytest.approx(1 / 48000)
 
 
 def test_iter_audio_chunks_join_to_load_audio(jfk_files) -> None:

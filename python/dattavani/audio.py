@@ -37,9 +37,8 @@ from dattavani.errors import AudioError, OptionsError
 logger = logging.getLogger(__name__)
 
 AudioArray: TypeAlias = npt.NDArray[np.float32]
-AudioSource: TypeAlias = (
-    str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO | npt.NDArray[Any]
-)
+FileSource: TypeAlias = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO
+AudioSource: TypeAlias = FileSource | npt.NDArray[Any]
 
 #: Sample rates a real recording can have (telephony to the fastest studio converters); a header
 #: outside this range is damaged.
@@ -201,35 +200,40 @@ class _Input:
         return data
 
 
-def _as_input(source: AudioSource, name: str) -> _Input:
+def _as_input(source: FileSource, name: str) -> _Input:
     if isinstance(source, (str, os.PathLike)):
         return _path_input(os.fsdecode(source), name)
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        stream: BinaryIO = io.BytesIO(source)
-    elif isinstance(source, io.TextIOBase):
+    if isinstance(source, io.TextIOBase):
         raise AudioError(f"{name}: is a text stream; open the file in binary mode ('rb')")
-    elif callable(getattr(source, "read", None)):
-        stream = source  # type: ignore[assignment]
-        seekable = getattr(stream, "seekable", None)
-        if not (callable(seekable) and seekable()):
-            stream = io.BytesIO(_read_all(stream, name))
-    else:
+    if not isinstance(source, (bytes, bytearray, memoryview)) and not callable(
+        getattr(source, "read", None)
+    ):
         raise AudioError(
             f"{name}: not an audio source; expected a path, bytes, a binary file object or a "
             "numpy array"
         )
-    size = stream.seek(0, os.SEEK_END)
-    stream.seek(0)
+    try:
+        stream = _seekable_stream(source, name)
+        stream.seek(0, os.SEEK_END)
+        size = stream.tell()
+        stream.seek(0)
+    except (OSError, ValueError) as exc:  # a closed file, a stream that fails to seek or read
+        raise AudioError(f"{name}: cannot be read: {exc}") from exc
     if size == 0:
         raise AudioError(f"{name}: is empty (0 bytes)")
     return _Input(stream, size)
 
 
-def _read_all(stream: BinaryIO, name: str) -> bytes:
-    data = stream.read()
+def _seekable_stream(source: bytes | bytearray | memoryview | BinaryIO, name: str) -> BinaryIO:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return io.BytesIO(source)
+    seekable = getattr(source, "seekable", None)
+    if callable(seekable) and seekable():
+        return source
+    data = source.read()
     if not isinstance(data, (bytes, bytearray)):
         raise AudioError(f"{name}: read() returned {type(data).__name__}, not bytes")
-    return bytes(data)
+    return io.BytesIO(data)
 
 
 def _path_input(path: str, name: str) -> _Input:
@@ -409,8 +413,11 @@ def _report_damage(decoder: _Decoder, decoded: int, name: str) -> None:
 def _rechunk(pieces: Iterator[AudioArray], chunk_frames: int | None) -> Iterator[AudioArray]:
     """Regroup arrays into chunks of exactly ``chunk_frames`` (the last shorter), or one chunk."""
     if chunk_frames is None:
-        everything = list(pieces)
-        yield np.concatenate(everything) if len(everything) > 1 else everything[0]
+        everything = [piece for piece in pieces if len(piece)]
+        if len(everything) == 1:
+            yield everything[0]
+        else:  # none at all when a few input samples resample to none
+            yield np.concatenate(everything) if everything else np.zeros(0, np.float32)
         return
     pending: list[AudioArray] = []
     pending_frames = 0
