@@ -310,7 +310,10 @@ transcription model::transcribe(const float * pcm, size_t n_samples, const trans
     p.offset_ms = o.offset_ms;
     p.duration_ms = o.duration_ms;
     p.translate = o.translate;
-    p.no_context = !o.condition_on_previous_text;
+    // whisper.cpp keeps a call's text in the state as the next call's prompt unless no_context is
+    // set, and pooled states serve every caller in turn: start each call clean. (Within the call,
+    // whisper.cpp conditions each window on the previous one whatever no_context says.)
+    p.no_context = true;
     p.no_timestamps = o.no_timestamps;
     p.single_segment = o.single_segment;
     p.print_special = false;
