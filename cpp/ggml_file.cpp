@@ -4,10 +4,15 @@
 
 #include "ggml.h"
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <sys/stat.h>
+#include <unordered_map>
 
 namespace dattavani {
 namespace {
@@ -24,7 +29,7 @@ public:
     reader(const std::string & path, uint64_t size) : path_(path), size_(size) {
         file_.reset(std::fopen(path.c_str(), "rb"));
         if (!file_) {
-            fail("cannot open the file for reading");
+            fail(std::string("cannot open the file for reading: ") + std::strerror(errno));
         }
     }
 
@@ -75,10 +80,100 @@ void check_range(const reader & r, const char * name, int32_t v, int32_t lo, int
     }
 }
 
-// Tensors whisper.cpp expects: 7 encoder-wide + 15 per encoder layer, 4 decoder-wide + 24 per
-// decoder layer (see whisper_model_load's tensor table).
-int32_t expected_tensor_count(int32_t n_audio_layer, int32_t n_text_layer) {
-    return 7 + 15 * n_audio_layer + 4 + 24 * n_text_layer;
+// The weight type of a file's ftype, or GGML_TYPE_COUNT for one whisper.cpp cannot load:
+// ggml_ftype_to_ggml_type aborts the process on an ftype it does not know, so only those that
+// whisper.cpp's quantizer writes get that far.
+ggml_type weight_type(int32_t ftype) {
+    switch (ftype) {
+        case GGML_FTYPE_ALL_F32:
+        case GGML_FTYPE_MOSTLY_F16:
+        case GGML_FTYPE_MOSTLY_Q4_0:
+        case GGML_FTYPE_MOSTLY_Q4_1:
+        case GGML_FTYPE_MOSTLY_Q5_0:
+        case GGML_FTYPE_MOSTLY_Q5_1:
+        case GGML_FTYPE_MOSTLY_Q8_0:
+        case GGML_FTYPE_MOSTLY_Q2_K:
+        case GGML_FTYPE_MOSTLY_Q3_K:
+        case GGML_FTYPE_MOSTLY_Q4_K:
+        case GGML_FTYPE_MOSTLY_Q5_K:
+        case GGML_FTYPE_MOSTLY_Q6_K:
+            return ggml_ftype_to_ggml_type(static_cast<ggml_ftype>(ftype));
+        default:
+            return GGML_TYPE_COUNT;
+    }
+}
+
+struct expected_tensor {
+    int64_t ne[4];
+    ggml_type type;
+    bool seen = false;
+};
+
+using tensor_table = std::unordered_map<std::string, expected_tensor>;
+
+// The tensors whisper_model_load allocates for these hyper-parameters, with their shapes and types:
+// 7 encoder-wide + 15 per encoder layer, 4 decoder-wide + 24 per decoder layer. whisper.cpp reads
+// each tensor's bytes into its own allocation without comparing the file's type to it, and leaves a
+// tensor named twice (another one then never loaded) uninitialised: both load and give garbage.
+tensor_table expected_tensors(const ggml_file_info & info, ggml_type wtype) {
+    const ggml_type f32 = GGML_TYPE_F32;
+    const ggml_type conv = wtype == GGML_TYPE_F32 ? GGML_TYPE_F32 : GGML_TYPE_F16;
+    tensor_table table;
+    auto add = [&](const std::string & name, ggml_type type, int64_t ne0, int64_t ne1 = 1, int64_t ne2 = 1) {
+        table[name] = expected_tensor{{ne0, ne1, ne2, 1}, type};
+    };
+    auto add_mlp = [&](const std::string & block, int64_t n) {
+        add(block + "mlp_ln.weight", f32, n);
+        add(block + "mlp_ln.bias", f32, n);
+        add(block + "mlp.0.weight", wtype, n, 4 * n);
+        add(block + "mlp.0.bias", f32, 4 * n);
+        add(block + "mlp.2.weight", wtype, 4 * n, n);
+        add(block + "mlp.2.bias", f32, n);
+    };
+    auto add_attention = [&](const std::string & attn, int64_t n) {
+        add(attn + "_ln.weight", f32, n);
+        add(attn + "_ln.bias", f32, n);
+        add(attn + ".query.weight", wtype, n, n);
+        add(attn + ".query.bias", f32, n);
+        add(attn + ".key.weight", wtype, n, n);
+        add(attn + ".value.weight", wtype, n, n);
+        add(attn + ".value.bias", f32, n);
+        add(attn + ".out.weight", wtype, n, n);
+        add(attn + ".out.bias", f32, n);
+    };
+    const int64_t n_audio = info.n_audio_state;
+    const int64_t n_text = info.n_text_state;
+    add("encoder.positional_embedding", f32, n_audio, info.n_audio_ctx);
+    add("encoder.conv1.weight", conv, 3, info.n_mels, n_audio);
+    add("encoder.conv1.bias", f32, 1, n_audio);
+    add("encoder.conv2.weight", conv, 3, n_audio, n_audio);
+    add("encoder.conv2.bias", f32, 1, n_audio);
+    add("encoder.ln_post.weight", f32, n_audio);
+    add("encoder.ln_post.bias", f32, n_audio);
+    for (int32_t i = 0; i < info.n_audio_layer; ++i) {
+        const std::string block = "encoder.blocks." + std::to_string(i) + ".";
+        add_mlp(block, n_audio);
+        add_attention(block + "attn", n_audio);
+    }
+    add("decoder.positional_embedding", f32, n_text, info.n_text_ctx);
+    add("decoder.token_embedding.weight", wtype, n_text, info.n_vocab);
+    add("decoder.ln.weight", f32, n_text);
+    add("decoder.ln.bias", f32, n_text);
+    for (int32_t i = 0; i < info.n_text_layer; ++i) {
+        const std::string block = "decoder.blocks." + std::to_string(i) + ".";
+        add_mlp(block, n_text);
+        add_attention(block + "attn", n_text);
+        add_attention(block + "cross_attn", n_text);
+    }
+    return table;
+}
+
+std::string shape_text(const int64_t * ne) {
+    std::string text = "[";
+    for (int d = 0; d < 4; ++d) {
+        text += (d ? ", " : "") + std::to_string(ne[d]);
+    }
+    return text + "]";
 }
 
 } // namespace
@@ -142,10 +237,11 @@ ggml_file_info inspect_ggml_file(const std::string & path, bool for_inference) {
     if (info.n_audio_state % info.n_audio_head != 0 || info.n_text_state % info.n_text_head != 0) {
         r.fail("the state size is not a multiple of the head count");
     }
-    const int32_t ftype = info.ftype % GGML_QNT_VERSION_FACTOR;
-    if (ftype < 0 || ggml_ftype_to_ggml_type(static_cast<ggml_ftype>(ftype)) == GGML_TYPE_COUNT) {
+    const ggml_type wtype = weight_type(info.ftype % GGML_QNT_VERSION_FACTOR);
+    if (wtype == GGML_TYPE_COUNT) {
         r.fail("unknown ftype " + std::to_string(info.ftype));
     }
+    tensor_table expected = expected_tensors(info, wtype);
 
     const int32_t n_mel = r.i32("the mel filters");
     const int32_t n_fft = r.i32("the mel filters");
@@ -168,10 +264,10 @@ ggml_file_info inspect_ggml_file(const std::string & path, bool for_inference) {
         r.skip(static_cast<uint64_t>(len), "the vocabulary");
     }
 
-    // whisper.cpp reads three int32 and stops at end of file; anything shorter that is left over
-    // would be read as garbage.
+    // whisper.cpp reads three int32 and stops at end of file: fewer bytes left after the last tensor
+    // would be read as garbage. Before the last tensor, the reads below say where the file was cut.
     while (r.remaining() > 0) {
-        if (r.remaining() < 3 * sizeof(int32_t)) {
+        if (r.remaining() < 3 * sizeof(int32_t) && static_cast<size_t>(info.n_tensors) == expected.size()) {
             r.fail(std::to_string(r.remaining()) + " stray bytes after the last tensor");
         }
         const int32_t n_dims = r.i32("a tensor header");
@@ -198,6 +294,23 @@ ggml_file_info inspect_ggml_file(const std::string & path, bool for_inference) {
         std::string name(static_cast<size_t>(name_len), '\0');
         r.bytes(name.data(), name.size(), "a tensor name");
         const auto type = static_cast<ggml_type>(ttype);
+        const auto want = expected.find(name);
+        if (want == expected.end()) {
+            r.fail(where + " is named '" + name + "', which is not a tensor of a whisper model with "
+                   "these hyper-parameters");
+        }
+        if (want->second.seen) {
+            r.fail("tensor '" + name + "' appears twice");
+        }
+        want->second.seen = true;
+        if (!std::equal(std::begin(ne), std::end(ne), std::begin(want->second.ne))) {
+            r.fail("tensor '" + name + "' has shape " + shape_text(ne) + ", expected " +
+                   shape_text(want->second.ne) + " for these hyper-parameters");
+        }
+        if (type != want->second.type) {
+            r.fail("tensor '" + name + "' is stored as " + ggml_type_name(type) + ", expected " +
+                   ggml_type_name(want->second.type) + " for ftype " + std::to_string(info.ftype));
+        }
         if (ne[0] % ggml_blck_size(type) != 0) {
             r.fail("tensor '" + name + "' row of " + std::to_string(ne[0]) +
                    " elements is not a multiple of its block size");
@@ -214,10 +327,11 @@ ggml_file_info inspect_ggml_file(const std::string & path, bool for_inference) {
         info.n_tensors += 1;
     }
 
-    const int32_t expected = expected_tensor_count(info.n_audio_layer, info.n_text_layer);
-    if (info.n_tensors != expected) {
-        r.fail("holds " + std::to_string(info.n_tensors) + " tensors, a whisper model of these layers "
-               "has " + std::to_string(expected));
+    for (const auto & [name, tensor] : expected) {
+        if (!tensor.seen) {
+            r.fail("holds " + std::to_string(info.n_tensors) + " tensors, a whisper model of these "
+                   "layers has " + std::to_string(expected.size()) + " (tensor '" + name + "' is missing)");
+        }
     }
     return info;
 }

@@ -1,0 +1,469 @@
+"""The bad-input table: every hostile input costs one clear error, never the process.
+
+Each case is made here from the real jfk recording and the real tiny.en model (no committed
+binaries) and goes through the public API. A case passes when it raises the specific error type
+with a message naming the input and the reason, or, for inputs the docs promise to accept (a
+header claiming more data than the file holds, integer or 2-D arrays, six channels), when it
+gives the right words. The last test checks that the same interpreter still transcribes jfk word
+for word after all of it. docs/reliability.md lists the table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import struct
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+import dattavani
+from dattavani import AudioError, ModelLoadError, OptionsError, Transcriber, _core, load_audio
+from dattavani.convert.ggml_writer import GgmlTensorInfo, read_ggml
+from speech import JFK_WORDS, word_error_rate, words
+from test_audio import jfk_at, tone_pcm, wav_bytes, write_jfk
+
+# ---------------------------------------------------------------------------------------------
+# Audio
+
+
+@pytest.fixture(scope="module")
+def transcriber(tiny_en_ggml: Path) -> Transcriber:
+    return Transcriber(tiny_en_ggml, device="cpu", threads=2, workers=2)
+
+
+@pytest.fixture(scope="module")
+def encoded(jfk_audio: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """jfk as real WAV, MP3, FLAC and M4A files, 44.1 kHz stereo, by real encoders."""
+    folder = tmp_path_factory.mktemp("jfk-encoded")
+    samples = jfk_at(jfk_audio, 44100, "stereo")
+    return {
+        fmt: write_jfk(samples, 44100, folder / f"jfk.{fmt}", fmt).read_bytes()
+        for fmt in ("wav", "mp3", "flac", "m4a")
+    }
+
+
+def write(folder: Path, name: str, data: bytes) -> Path:
+    path = folder / name
+    path.write_bytes(data)
+    return path
+
+
+def float_wav(samples: np.ndarray, rate: int = 16000) -> bytes:
+    """A 32-bit float WAV file: the one common format that can carry NaN and infinity."""
+    with tempfile.SpooledTemporaryFile() as out:
+        soundfile.write(out, samples, rate, format="WAV", subtype="FLOAT")
+        out.seek(0)
+        return out.read()
+
+
+def no_channels_wav() -> bytes:
+    data = wav_bytes(tone_pcm(), 16000)
+    return data[:22] + struct.pack("<H", 0) + data[24:]  # the fmt chunk's channel count
+
+
+# name -> (makes the file from the encoded jfk files, the reason the message must give)
+BAD_AUDIO_FILES: dict[str, tuple[Callable[[dict[str, bytes]], bytes], str]] = {
+    "empty file": (lambda _: b"", r"is empty \(0 bytes\)"),
+    "text renamed .wav": (
+        lambda _: b"Minutes of the meeting, not a recording.\n" * 40,
+        "not a readable audio or video file",
+    ),
+    "WAV cut inside its header": (lambda f: f["wav"][:30], "WAV header is cut short"),
+    "MP3 cut before the first frame": (lambda f: f["mp3"][:100], "not a readable audio"),
+    "FLAC cut inside its header": (lambda f: f["flac"][:30], "not a readable audio"),
+    "M4A cut before its index": (lambda f: f["m4a"][:2000], "not a readable audio"),
+    "WAV of zero frames": (
+        lambda _: wav_bytes(np.zeros(0, np.int16), 16000),
+        "contains no audio samples",
+    ),
+    "WAV at 0 Hz": (lambda _: wav_bytes(tone_pcm(), 0), "sample rate of 0 Hz"),
+    "WAV at 10 MHz": (lambda _: wav_bytes(tone_pcm(), 10_000_000), "sample rate of 10000000 Hz"),
+    "WAV of 0 channels": (lambda _: no_channels_wav(), "declares 0 channels"),
+    "float WAV with NaN": (
+        lambda _: float_wav(np.array([0.0, np.nan, 0.1] * 100, np.float32)),
+        "NaN or infinite samples",
+    ),
+    "float WAV with infinity": (
+        lambda _: float_wav(np.array([0.0, np.inf, -np.inf] * 100, np.float32)),
+        "NaN or infinite samples",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_AUDIO_FILES)
+def test_bad_audio_file(transcriber, encoded, tmp_path: Path, case: str) -> None:
+    make, reason = BAD_AUDIO_FILES[case]
+    suffix = {"MP3": ".mp3", "FLAC": ".flac", "M4A": ".m4a"}.get(case.split()[0], ".wav")
+    path = write(tmp_path, f"input{suffix}", make(encoded))
+    with pytest.raises(AudioError, match=reason) as error:
+        transcriber.transcribe(path)
+    assert str(path) in str(error.value)
+
+
+def test_missing_path_and_directory(transcriber, tmp_path: Path) -> None:
+    for path, reason in [(tmp_path / "nowhere.wav", "no such file"), (tmp_path, "is a directory")]:
+        with pytest.raises(AudioError, match=reason) as error:
+            transcriber.transcribe(path)
+        assert str(path) in str(error.value)
+
+
+BAD_ARRAYS = {
+    "zero-length": (np.zeros(0, np.float32), "contains no audio samples"),
+    "NaN": (np.array([0.0, np.nan, 0.5], np.float32), "NaN or infinite"),
+    "infinity": (np.array([0.0, -np.inf], np.float64), "NaN or infinite"),
+    "(channels, frames)": (np.zeros((2, 16000), np.float32), r"pass array\.T"),
+    "3-D": (np.zeros((100, 2, 2), np.float32), r"\(frames,\) or \(frames, channels\)"),
+    "complex": (np.zeros(100, np.complex64), "not audio"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ARRAYS)
+def test_bad_array(transcriber, case: str) -> None:
+    array, reason = BAD_ARRAYS[case]
+    with pytest.raises(AudioError, match=reason) as error:
+        transcriber.transcribe(array)
+    assert str(array.shape) in str(error.value)  # arrays are named by dtype and shape
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [({"sample_rate": 0}, "sample_rate=0"), ({"sample_rate": 10_000_000}, "sample_rate=10000000")],
+)
+def test_impossible_requested_sample_rate(jfk_audio: Path, kwargs, reason: str) -> None:
+    with pytest.raises(OptionsError, match=reason):
+        load_audio(jfk_audio, **kwargs)
+
+
+def is_first_half_of_jfk(got: list[str]) -> bool:
+    """The first sentence (the first 3 s) word for word, and less than the whole speech: the
+    words at the cut come out garbled, as a listener would hear them."""
+    return got[:5] == JFK_WORDS[:5] and len(got) < len(JFK_WORDS)
+
+
+def test_wav_header_claiming_more_data_transcribes_what_is_there_with_a_warning(
+    transcriber, encoded, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A cut-off download. MP3, FLAC and M4A cut part-way decode alike (tests/test_audio.py).
+    data = encoded["wav"]
+    path = write(tmp_path, "cut.wav", data[: len(data) // 2])
+    with caplog.at_level(logging.WARNING, logger="dattavani.audio"):
+        result = transcriber.transcribe(path)
+    assert is_first_half_of_jfk(words(result.text)), result.text
+    assert 4.0 < result.duration < 7.0
+    warning = next(r.getMessage() for r in caplog.records if r.name == "dattavani.audio")
+    assert str(path) in warning and "ends early or is damaged" in warning
+
+
+def test_one_sample_of_audio_is_an_empty_transcript(transcriber, tmp_path: Path) -> None:
+    # One sample at 16 kHz, and one at 44.1 kHz (less than one sample once resampled).
+    for source in (
+        np.full(1, 0.5, np.float32),
+        write(tmp_path, "one.wav", wav_bytes(np.full(1, 9000, np.int16), 44100)),
+    ):
+        result = transcriber.transcribe(source)
+        assert result.text == "" and result.segments == ()
+        assert result.duration <= 1 / 16000
+
+
+def close_to_jfk(text: str) -> bool:
+    """At most two of jfk's 22 words wrong: a changed signal may tip tiny.en's borderline words
+    ("ask" / "asked"), while a wrongly scaled or mixed one gives nothing like the speech."""
+    return word_error_rate(JFK_WORDS, words(text)) <= 2 / len(JFK_WORDS)
+
+
+def test_integer_and_two_dimensional_float64_arrays_are_converted(transcriber, jfk_audio) -> None:
+    mono = load_audio(jfk_audio)
+    int16 = np.clip(np.round(mono * 32768), -32768, 32767).astype(np.int16)
+    np.testing.assert_allclose(load_audio(int16), mono, atol=1 / 32768)
+    assert close_to_jfk(transcriber.transcribe(int16).text)
+    # (frames, channels) float64, the speech on the right channel only: downmixed at half level.
+    stereo = np.stack([np.zeros_like(mono), mono], axis=1).astype(np.float64)
+    np.testing.assert_allclose(load_audio(stereo), mono / 2, atol=1e-7)
+
+
+def test_six_channel_file_is_downmixed(transcriber, jfk_audio: Path, tmp_path: Path) -> None:
+    # 5.1 as films carry speech: dialogue on the centre channel, quiet noise on the others.
+    speech = load_audio(jfk_audio, sample_rate=48000)
+    rng = np.random.default_rng(6)
+    channels = rng.uniform(-0.003, 0.003, (len(speech), 6)).astype(np.float32)
+    channels[:, 2] = speech
+    path = tmp_path / "surround.wav"
+    soundfile.write(path, channels, 48000, subtype="PCM_24")
+    assert soundfile.info(path).channels == 6
+    assert close_to_jfk(transcriber.transcribe(path).text)
+
+
+# Runs in a child that becomes "nobody" when it is root (root reads any file whatever its mode),
+# after loading what it needs: the model, and the decoders that load_audio imports on first use.
+_UNREADABLE_CHILD = """
+import json, os, sys
+import av, soundfile, soxr
+from dattavani import AudioError, DattavaniError, ModelLoadError, Transcriber, _core
+model, secret_audio, secret_model = sys.argv[1:]
+transcriber = Transcriber(model, device="cpu", threads=1)
+if os.geteuid() == 0:
+    os.setgid(65534)
+    os.setuid(65534)
+report = {}
+try:
+    transcriber.transcribe(secret_audio)
+except AudioError as error:
+    report["transcribe"] = str(error)
+try:
+    _core.Model(secret_model, use_gpu=False)
+except ModelLoadError as error:
+    report["core_model"] = str(error)
+try:
+    Transcriber(secret_model, device="cpu")
+except DattavaniError as error:
+    report["transcriber"] = f"{type(error).__name__}: {error}"
+print(json.dumps(report))
+"""
+
+
+def test_unreadable_audio_and_model_files(tiny_en_ggml: Path, encoded) -> None:
+    # A folder "nobody" may enter (pytest's own are private to their owner), files nobody may read.
+    with tempfile.TemporaryDirectory() as folder:
+        os.chmod(folder, 0o755)
+        secret_audio = write(Path(folder), "secret.wav", encoded["wav"])
+        secret_model = write(Path(folder), "secret.bin", tiny_en_ggml.read_bytes()[:100_000])
+        for path in (secret_audio, secret_model):
+            path.chmod(0o000)
+        child = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _UNREADABLE_CHILD,
+                str(tiny_en_ggml),
+                str(secret_audio),
+                str(secret_model),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            # nobody's own home: the config lookup must not look in root's.
+            env={**os.environ, "HOME": folder, "XDG_CONFIG_HOME": folder, "XDG_CACHE_HOME": folder},
+        )
+    assert child.returncode == 0, child.stderr[-3000:]
+    report = json.loads(child.stdout.splitlines()[-1])
+    assert report["transcribe"] == f"{secret_audio}: cannot be read: Permission denied"
+    assert report["core_model"] == (
+        f"cannot load model '{secret_model}': cannot open the file for reading: Permission denied"
+    )
+    assert report["transcriber"].startswith("ModelLoadError: ")
+    assert (
+        str(secret_model) in report["transcriber"] and "Permission denied" in report["transcriber"]
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Options
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        ({"language": "xx"}, "unknown language 'xx'"),
+        ({"language": "klingon"}, "unknown language 'klingon'"),
+        ({"beam_size": 0}, "beam_size.*got 0"),
+        ({"beam_size": 1000}, "beam_size.*got 1000"),
+        ({"beam_size": -1}, "beam_size.*got -1"),
+        ({"best_of": 0}, "best_of.*got 0"),
+        ({"no_speech_threshold": -0.5}, "no_speech_threshold.*-0.5"),
+        ({"compression_ratio_threshold": -1.0}, "compression_ratio_threshold.*-1"),
+        ({"entropy_threshold": -2.0}, "entropy_threshold.*-2"),
+        ({"temperature": -0.2}, "temperature.*-0.2"),
+        ({"temperature": float("nan")}, "temperature.*nan"),
+        ({"offset": -1.0}, "offset"),
+        ({"task": "summarise"}, "task.*summarise"),
+    ],
+)
+def test_bad_option(transcriber, options: dict[str, object], reason: str) -> None:
+    with pytest.raises(OptionsError, match=reason):
+        transcriber.transcribe(np.zeros(16000, np.float32), **options)
+
+
+# ---------------------------------------------------------------------------------------------
+# Model files
+
+
+def tensor_header(tensor: GgmlTensorInfo) -> int:
+    """Byte offset of a tensor's header: n_dims, name length, type, dims, then the name."""
+    return tensor.offset - len(tensor.name.encode()) - 4 * len(tensor.shape) - 12
+
+
+def with_int32(data: bytes, offset: int, value: int) -> bytes:
+    changed = bytearray(data)
+    struct.pack_into("<i", changed, offset, value)
+    return bytes(changed)
+
+
+def hparam(data: bytes, index: int, value: int) -> bytes:
+    """``data`` with header field ``index`` (0 n_vocab ... 9 n_mels, 10 ftype) set to ``value``."""
+    return with_int32(data, 4 + 4 * index, value)
+
+
+def swapped_dims(data: bytes, tensor: GgmlTensorInfo) -> bytes:
+    """A 2-D tensor stored transposed: the same bytes, the wrong shape."""
+    dims_at = tensor_header(tensor) + 12
+    changed = bytearray(data)
+    struct.pack_into("<2i", changed, dims_at, *struct.unpack_from("<2i", data, dims_at)[::-1])
+    return bytes(changed)
+
+
+def retyped_as_f16(data: bytes, tensor: GgmlTensorInfo) -> bytes:
+    """An f32 tensor rewritten as f16, data and all: a consistent file of the wrong type."""
+    values = np.frombuffer(data, "<f4", int(np.prod(tensor.shape)), tensor.offset)
+    return (
+        with_int32(data[: tensor.offset], tensor_header(tensor) + 8, 1)
+        + values.astype("<f2").tobytes()
+        + data[tensor.offset + tensor.nbytes :]
+    )
+
+
+def renamed(data: bytes, tensor: GgmlTensorInfo, name: str) -> bytes:
+    start = tensor.offset - len(tensor.name.encode())
+    assert len(name) == len(tensor.name)
+    return data[:start] + name.encode() + data[tensor.offset :]
+
+
+@pytest.fixture(scope="module")
+def good_model(tiny_en_ggml: Path) -> tuple[bytes, dict[str, GgmlTensorInfo]]:
+    """tiny.en's bytes and its tensor index, to break copies of."""
+    return tiny_en_ggml.read_bytes(), read_ggml(tiny_en_ggml).tensors
+
+
+Breaker = Callable[[bytes, dict[str, GgmlTensorInfo]], bytes]
+_MLP = "decoder.blocks.0.mlp.0.weight"
+_BIAS = "decoder.blocks.0.mlp.0.bias"
+_VOCABULARY_AT = 4 + 44 + 8 + 4 * 80 * 201  # magic, hyper-parameters, 80x201 mel filters
+
+
+def first(t: dict[str, GgmlTensorInfo]) -> GgmlTensorInfo:
+    return next(iter(t.values()))
+
+
+def first_header(t: dict[str, GgmlTensorInfo]) -> int:
+    return tensor_header(first(t))
+
+
+def last(t: dict[str, GgmlTensorInfo]) -> GgmlTensorInfo:
+    return list(t.values())[-1]
+
+
+# name -> (breaks tiny.en's bytes, the reason the loader must give; LAST: the file's last tensor)
+BAD_MODELS: dict[str, tuple[Breaker, str]] = {
+    "empty": (lambda g, t: b"", "the file is empty"),
+    "GGUF magic": (lambda g, t: b"GGUF" + g[4:], r"not a whisper GGML file \(magic 0x46554747"),
+    "byte-swapped magic": (lambda g, t: b"ggml" + g[4:], r"magic 0x6c6d6767, expected 0x67676d6c"),
+    "cut in the magic": (lambda g, t: g[:3], "ends inside the magic number"),
+    "cut in the hyper-parameters": (lambda g, t: g[:30], "ends inside the hyper-parameters"),
+    "cut in the mel filters": (lambda g, t: g[:5000], "the mel filters needs"),
+    "cut in the vocabulary": (
+        lambda g, t: g[: _VOCABULARY_AT + 50_000],
+        r"truncated \((ends inside|the vocabulary needs)",
+    ),
+    "cut in a tensor header": (
+        lambda g, t: g[: first_header(t) + 6],
+        r"truncated \(ends inside a tensor header",
+    ),
+    "cut in a tensor name": (
+        lambda g, t: g[: first_header(t) + 12 + 4 * len(first(t).shape) + 3],
+        r"truncated \(ends inside a tensor name",
+    ),
+    "cut in tensor data": (
+        lambda g, t: g[: t[_MLP].offset + 1000],
+        f"the data of tensor '{_MLP}' needs",
+    ),
+    "last byte missing": (lambda g, t: g[:-1], "the data of tensor 'LAST' needs"),
+    "n_vocab out of range": (lambda g, t: hparam(g, 0, 1_000_000), "n_vocab = 1000000 is out of"),
+    "n_audio_ctx negative": (lambda g, t: hparam(g, 1, -1), "n_audio_ctx = -1 is out of range"),
+    "no encoder layers": (lambda g, t: hparam(g, 4, 0), "n_audio_layer = 0 is out of range"),
+    "a million decoder layers": (lambda g, t: hparam(g, 8, 10**6), "n_text_layer = 1000000"),
+    "81 mel bands": (lambda g, t: hparam(g, 9, 81), r"n_mels = 81 \(expected 80 or 128\)"),
+    "heads not dividing the state": (lambda g, t: hparam(g, 3, 7), "not a multiple of the head"),
+    # ggml aborted the interpreter on these three until ggml_file.cpp listed the ftypes it takes.
+    "unknown ftype": (lambda g, t: hparam(g, 10, 99), "unknown ftype 99"),
+    "ftype of a retired quantization": (lambda g, t: hparam(g, 10, 5), "unknown ftype 5"),
+    "negative ftype": (lambda g, t: hparam(g, 10, -1), "unknown ftype -1"),
+    # In range, but not what the weights are: the first tensor's shape gives it away.
+    "n_audio_ctx unlike the weights": (
+        lambda g, t: hparam(g, 1, 1000),
+        r"'encoder.positional_embedding' has shape \[\d+, 1500, 1, 1\], "
+        r"expected \[\d+, 1000, 1, 1\]",
+    ),
+    "tensor of the wrong shape": (
+        lambda g, t: swapped_dims(g, t[_MLP]),
+        rf"'{_MLP}' has shape \[(\d+), (\d+), 1, 1\], expected \[\2, \1, 1, 1\]",
+    ),
+    "tensor mislabelled bf16": (
+        lambda g, t: with_int32(g, tensor_header(t[_MLP]) + 8, 30),
+        f"'{_MLP}' is stored as bf16, expected f16",
+    ),
+    "f32 tensor stored as f16": (
+        lambda g, t: retyped_as_f16(g, t[_BIAS]),
+        f"'{_BIAS}' is stored as f16, expected f32",
+    ),
+    "unknown tensor type": (
+        lambda g, t: with_int32(g, tensor_header(t[_MLP]) + 8, 99),
+        "has unknown type 99",
+    ),
+    "tensor named twice": (
+        lambda g, t: renamed(g, t["decoder.blocks.1.mlp.0.bias"], _BIAS),
+        f"'{_BIAS}' appears twice",
+    ),
+    "unknown tensor name": (
+        lambda g, t: renamed(g, t[_BIAS], "decoder.blocks.0.mlp.0.bain"),
+        "is named 'decoder.blocks.0.mlp.0.bain', which is not a tensor",
+    ),
+    "last tensor missing": (lambda g, t: g[: tensor_header(last(t))], "tensor 'LAST' is missing"),
+    "stray bytes at the end": (lambda g, t: g + b"\0" * 5, "5 stray bytes after the last tensor"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_MODELS)
+def test_bad_model_file(good_model, tmp_path: Path, case: str) -> None:
+    breaker, reason = BAD_MODELS[case]
+    good, tensors = good_model
+    path = write(tmp_path, "model.bin", breaker(good, tensors))
+    reason = reason.replace("LAST", re.escape(last(tensors).name))
+    try:
+        with pytest.raises(ModelLoadError, match=reason) as error:
+            _core.Model(str(path), use_gpu=False)
+        assert f"'{path}'" in str(error.value)
+        # The public entry point refuses it too, naming the file (its resolver may catch the
+        # broken header before the native loader does, with its own words for the reason).
+        with pytest.raises(ModelLoadError) as error:
+            Transcriber(path, device="cpu")
+        assert str(path) in str(error.value)
+    finally:
+        path.unlink()  # up to 75 MB each: not kept until the session ends
+
+
+def test_model_path_missing_or_a_directory(tmp_path: Path) -> None:
+    for path, reason in [(tmp_path / "nowhere.bin", "no such file"), (tmp_path, "directory")]:
+        with pytest.raises(ModelLoadError, match=reason) as error:
+            _core.Model(str(path), use_gpu=False)
+        assert str(path) in str(error.value)
+        # The resolver takes a folder for a checkpoint to convert: another error type, same rule.
+        with pytest.raises(dattavani.DattavaniError) as error:
+            Transcriber(path, device="cpu")
+        assert str(path) in str(error.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Afterwards
+
+
+def test_the_interpreter_still_transcribes_jfk_word_for_word(transcriber, jfk_audio) -> None:
+    # Last in the file: everything above ran in this interpreter, on this loaded model.
+    assert words(transcriber.transcribe(jfk_audio).text) == JFK_WORDS
