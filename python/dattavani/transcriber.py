@@ -105,7 +105,7 @@ class Transcriber:
         self.window_seconds = float(window_seconds)
         self.resolved = resolve_model(model, cache_dir=cache_dir, offline=offline)
         self.model_name = str(self.resolved.model_id or Path(self.resolved.path).name)
-        self._cache = model_cache or default_model_cache()
+        self._cache = model_cache if model_cache is not None else default_model_cache()
         self._load_kwargs: dict[str, Any] = {
             "use_gpu": self.device.use_gpu,
             "gpu_device": self.device.gpu_device,
