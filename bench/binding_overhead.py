@@ -1,7 +1,7 @@
 """Does our binding add anything to whisper.cpp? dattavani vs whisper.cpp's own whisper-cli.
 
 Same source, same build flags, same model, same threads and the same decoding settings
-(whisper-cli's: greedy, no conditioning on previous text, non-speech tokens allowed), run
+(whisper-cli's: greedy, English, non-speech tokens allowed), run
 alternately in separate processes. Compares the in-library time (model load + transcription: what
 whisper-cli reports as "total time") and the whole process's wall time.
 
@@ -30,9 +30,7 @@ model, wav, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
 t0 = time.perf_counter()
 transcriber = Transcriber(model, device="cpu", threads=threads)
 samples, _ = sf.read(wav, dtype="float32")
-result = transcriber.transcribe(
-    samples, language="en", condition_on_previous_text=False, suppress_non_speech_tokens=False
-)
+result = transcriber.transcribe(samples, language="en", suppress_non_speech_tokens=False)
 t1 = time.perf_counter()
 print(json.dumps({"library_s": t1 - t0}))
 """

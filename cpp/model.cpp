@@ -306,14 +306,15 @@ transcription model::transcribe(const float * pcm, size_t n_samples, const trans
     whisper_full_params p = whisper_full_default_params(o.beam_size > 0 ? WHISPER_SAMPLING_BEAM_SEARCH
                                                                          : WHISPER_SAMPLING_GREEDY);
     p.n_threads = o.n_threads;
-    p.n_max_text_ctx = o.n_max_text_ctx;
+    // whisper.cpp keeps the decoded text in the state and, without no_context, prompts the next
+    // call with it: a pooled state would leak one caller's transcript into another's. no_context
+    // only clears that history at the start of a call; within the call each 30 s window is still
+    // prompted with the previous one's text unless n_max_text_ctx is 0.
+    p.no_context = true;
+    p.n_max_text_ctx = o.condition_on_previous_text ? o.n_max_text_ctx : 0;
     p.offset_ms = o.offset_ms;
     p.duration_ms = o.duration_ms;
     p.translate = o.translate;
-    // whisper.cpp keeps a call's text in the state as the next call's prompt unless no_context is
-    // set, and pooled states serve every caller in turn: start each call clean. (Within the call,
-    // whisper.cpp conditions each window on the previous one whatever no_context says.)
-    p.no_context = true;
     p.no_timestamps = o.no_timestamps;
     p.single_segment = o.single_segment;
     p.print_special = false;
