@@ -29,6 +29,13 @@ def _first_existing(*paths: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def test_device() -> str:
+    """The device the transcription tests run on: ``cpu`` unless DATTAVANI_TEST_DEVICE says
+    otherwise (``cuda`` on the lent GPU machine runs the same tests on the GPU)."""
+    return os.environ.get("DATTAVANI_TEST_DEVICE", "cpu")
+
+
+@pytest.fixture(scope="session")
 def jfk_audio() -> Path:
     """jfk.flac from ../shared/audio (44.1 kHz stereo), else whisper.cpp's samples/jfk.mp3."""
     return _first_existing(SHARED_AUDIO / "jfk.flac", WHISPER_CPP_SAMPLES / "jfk.mp3")

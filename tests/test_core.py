@@ -18,8 +18,8 @@ from speech import JFK_WORDS, words
 
 
 @pytest.fixture(scope="module")
-def transcriber(tiny_en_ggml: Path) -> Transcriber:
-    return Transcriber(tiny_en_ggml, device="cpu", threads=2, workers=4)
+def transcriber(tiny_en_ggml: Path, test_device: str) -> Transcriber:
+    return Transcriber(tiny_en_ggml, device=test_device, threads=2, workers=4)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_jfk_word_for_word(transcriber: Transcriber, jfk_audio: Path) -> None:
     assert result.duration == pytest.approx(11.0, abs=0.05)
     assert result.processing_time > 0
     assert result.model == transcriber.model_name
-    assert result.device == "cpu"
+    assert result.device == transcriber.device.name
     assert result.text == "".join(s.text for s in result.segments)
 
 
@@ -207,7 +207,9 @@ def test_model_hyperparameters(transcriber: Transcriber, tiny_en_ggml: Path) -> 
     )
     assert not model.is_multilingual
     assert model.type == "tiny"
-    assert 70e6 < model.weights_bytes < model.file_bytes == os.path.getsize(tiny_en_ggml)
+    assert model.file_bytes == os.path.getsize(tiny_en_ggml)
+    # The rest of the file is the header, the mel filters, the vocabulary and tensor headers.
+    assert 0 < model.file_bytes - model.weights_bytes < 2_000_000
 
 
 def test_native_log_goes_to_python_logging(tiny_en_ggml: Path, caplog) -> None:

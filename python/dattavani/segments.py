@@ -32,13 +32,26 @@ def compression_ratio(text: str) -> float:
 
 
 def build_segment(
-    index: int, native: _core.Segment, opts: TranscribeOptions, to_time: TimeMap
+    index: int,
+    native: _core.Segment,
+    opts: TranscribeOptions,
+    to_time: TimeMap,
+    previous: _core.Segment | None = None,
 ) -> Segment:
-    """One result segment, with words when asked for and flags for what looks wrong."""
+    """One result segment, with words when asked for and flags for what looks wrong.
+
+    ``previous`` is the segment decoded just before in the same whisper.cpp call: with DTW, where
+    its last token ends is where this segment's first word begins.
+    """
     start = to_time(native.start, False)
     end = max(to_time(native.end, True), start)
     text = native.text
-    words = _words(native, start, end, to_time) if opts.word_timestamps else None
+    words = None
+    if opts.word_timestamps:
+        first_start = start
+        if previous is not None and previous.tokens and previous.tokens[-1].dtw_time >= 0:
+            first_start = max(start, to_time(previous.tokens[-1].dtw_time, False))
+        words = _words(native, start, end, to_time, first_start)
     ratio = compression_ratio(text)
     flags = []
     if opts.compression_ratio_threshold is not None and ratio > opts.compression_ratio_threshold:
@@ -76,14 +89,14 @@ def flag_repetitions(segments: Sequence[Segment]) -> list[Segment]:
 
 
 def _words(
-    native: _core.Segment, seg_start: float, seg_end: float, to_time: TimeMap
+    native: _core.Segment, seg_start: float, seg_end: float, to_time: TimeMap, first_start: float
 ) -> tuple[Word, ...]:
     """Merge tokens into words: a word starts at a token that begins with a space.
 
     Tokens are joined as bytes before decoding, since a character may span two tokens, so the
     words join back to exactly the segment's text. With DTW, each token's time is where the
-    alignment leaves it (openai-whisper's word boundaries): a word ends there and the next begins;
-    without, whisper.cpp's timestamp-token estimates are used.
+    alignment leaves it (openai-whisper's word boundaries): a word ends there and the next begins
+    (the first word at ``first_start``); without, whisper.cpp's timestamp-token estimates are used.
     """
     groups: list[list[_core.Token]] = []
     for token in native.tokens:
@@ -92,7 +105,7 @@ def _words(
         else:
             groups[-1].append(token)
     words = []
-    previous_end = seg_start
+    previous_end = min(first_start, seg_end)
     for group in groups:
         text = b"".join(t.text for t in group).decode("utf-8", errors="replace")
         probability = sum(t.probability for t in group) / len(group)

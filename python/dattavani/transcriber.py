@@ -362,7 +362,8 @@ class _Run:
             self.language_probs = tuple((lang, float(p)) for lang, p in native.language_probs)
         start_id = len(self.segments)
         for i, s in enumerate(native.segments):
-            self.segments.append(build_segment(start_id + i, s, self.opts, to_time))
+            previous = native.segments[i - 1] if i else None
+            self.segments.append(build_segment(start_id + i, s, self.opts, to_time, previous))
         self.previous_text = "".join(s.text for s in self.segments[start_id:])
 
     def _detect_language(self, speech: np.ndarray) -> None:
@@ -393,11 +394,12 @@ class _Run:
             return None
         callback = self.on_segment
         base = len(self.segments)
-        seen = [0]
+        seen: list[_core.Segment] = []
 
         def on_native(native: _core.Segment) -> None:
-            callback(build_segment(base + seen[0], native, self.opts, to_time))
-            seen[0] += 1
+            previous = seen[-1] if seen else None
+            callback(build_segment(base + len(seen), native, self.opts, to_time, previous))
+            seen.append(native)
 
         return on_native
 

@@ -1,0 +1,60 @@
+"""Device selection (issue 6): loud, checked, never a silent fallback to the CPU."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from dattavani import DeviceError, Transcriber, _core
+from dattavani.devices import select_device
+from speech import words
+
+HAS_GPU = any(d["type"] in ("gpu", "igpu") for d in _core.list_devices())
+
+
+def test_cpu_is_always_available() -> None:
+    choice = select_device("cpu")
+    assert (choice.name, choice.use_gpu) == ("cpu", False)
+
+
+@pytest.mark.parametrize("spec", ["tpu", "cuda:x", "gpu", ""])
+def test_unknown_device_names_are_refused(spec: str) -> None:
+    with pytest.raises(DeviceError, match="unknown device"):
+        select_device(spec)
+
+
+@pytest.mark.skipif(HAS_GPU, reason="checks the CPU-only build's answers")
+def test_auto_on_a_machine_without_gpu_picks_cpu_and_says_why(caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="dattavani.devices"):
+        choice = select_device("auto")
+    assert choice.name == "cpu" and not choice.use_gpu
+    assert any("using the CPU" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.skipif(HAS_GPU, reason="checks the CPU-only build's answers")
+@pytest.mark.parametrize("spec", ["cuda", "cuda:1", "metal", "vulkan"])
+def test_asking_for_a_missing_gpu_raises(spec: str) -> None:
+    with pytest.raises(DeviceError) as info:
+        select_device(spec)
+    message = str(info.value)
+    assert "compiled backends: " + ", ".join(_core.compiled_backends()) in message
+    assert "devices present:" in message and "CPU" in message
+
+
+@pytest.mark.skipif(not HAS_GPU, reason="needs a GPU build on a machine with a GPU")
+def test_auto_picks_the_gpu(caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="dattavani.devices"):
+        choice = select_device("auto")
+    assert choice.use_gpu and choice.name.startswith(("cuda:", "metal:", "vulkan:"))
+    assert choice.memory_total > 0
+    assert any("first GPU compiled in and present" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.skipif(not HAS_GPU, reason="needs a GPU build on a machine with a GPU")
+def test_gpu_and_cpu_give_the_same_text(tiny_en_ggml: Path, jfk_audio: Path) -> None:
+    gpu = Transcriber(tiny_en_ggml, device="auto", threads=4).transcribe(jfk_audio)
+    cpu = Transcriber(tiny_en_ggml, device="cpu", threads=4).transcribe(jfk_audio)
+    assert gpu.device != "cpu" and cpu.device == "cpu"
+    assert words(gpu.text) == words(cpu.text)
