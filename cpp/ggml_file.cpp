@@ -256,12 +256,25 @@ ggml_file_info inspect_ggml_file(const std::string & path, bool for_inference) {
         r.fail("vocabulary holds " + std::to_string(n_vocab_file) + " tokens, n_vocab is " +
                std::to_string(info.n_vocab));
     }
+    // whisper_full looks the token " " up by its text (to suppress a blank start) and throws
+    // std::out_of_range from the middle of decoding if the vocabulary lacks it.
+    bool has_space = false;
     for (int32_t i = 0; i < n_vocab_file; ++i) {
         const int32_t len = r.i32("the vocabulary");
         if (len < 0 || len > 1024) {
             r.fail("vocabulary token " + std::to_string(i) + " has length " + std::to_string(len));
         }
-        r.skip(static_cast<uint64_t>(len), "the vocabulary");
+        if (len == 1) {
+            char text = 0;
+            r.bytes(&text, 1, "the vocabulary");
+            has_space = has_space || text == ' ';
+        } else {
+            r.skip(static_cast<uint64_t>(len), "the vocabulary");
+        }
+    }
+    if (!has_space) {
+        r.fail("the vocabulary (" + std::to_string(n_vocab_file) + " tokens) has no \" \" token, "
+               "which whisper.cpp needs");
     }
 
     // whisper.cpp reads three int32 and stops at end of file: fewer bytes left after the last tensor

@@ -37,7 +37,7 @@ from test_audio import jfk_at, tone_pcm, wav_bytes, write_jfk
 
 @pytest.fixture(scope="module")
 def transcriber(tiny_en_ggml: Path) -> Transcriber:
-    return Transcriber(tiny_en_ggml, device="cpu", threads=2, workers=2)
+    return Transcriber(tiny_en_ggml, device="cpu", threads=1, workers=2)
 
 
 @pytest.fixture(scope="module")
@@ -348,6 +348,17 @@ _BIAS = "decoder.blocks.0.mlp.0.bias"
 _VOCABULARY_AT = 4 + 44 + 8 + 4 * 80 * 201  # magic, hyper-parameters, 80x201 mel filters
 
 
+def without_space_token(data: bytes) -> bytes:
+    """The vocabulary's " " token turned into "!" (a vocabulary whisper.cpp cannot decode with)."""
+    at = _VOCABULARY_AT + 4
+    for _ in range(struct.unpack_from("<i", data, _VOCABULARY_AT)[0]):
+        (length,) = struct.unpack_from("<i", data, at)
+        if data[at + 4 : at + 4 + length] == b" ":
+            return data[: at + 4] + b"!" + data[at + 5 :]
+        at += 4 + length
+    raise AssertionError("the model has no ' ' token to remove")
+
+
 def first(t: dict[str, GgmlTensorInfo]) -> GgmlTensorInfo:
     return next(iter(t.values()))
 
@@ -385,6 +396,11 @@ BAD_MODELS: dict[str, tuple[Breaker, str]] = {
         f"the data of tensor '{_MLP}' needs",
     ),
     "last byte missing": (lambda g, t: g[:-1], "the data of tensor 'LAST' needs"),
+    # whisper.cpp threw std::out_of_range (IndexError) from the middle of the first transcription.
+    "vocabulary without ' '": (
+        lambda g, t: without_space_token(g),
+        r'the vocabulary \(\d+ tokens\) has no " " token',
+    ),
     "n_vocab out of range": (lambda g, t: hparam(g, 0, 1_000_000), "n_vocab = 1000000 is out of"),
     "n_audio_ctx negative": (lambda g, t: hparam(g, 1, -1), "n_audio_ctx = -1 is out of range"),
     "no encoder layers": (lambda g, t: hparam(g, 4, 0), "n_audio_layer = 0 is out of range"),
