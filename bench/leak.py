@@ -96,6 +96,7 @@ def main() -> int:
 
     report = {
         "model": str(model),
+        "threads": args.threads,
         "max_growth_mb": args.max_growth_mb,
         "load_and_free": measure(load_and_free, args.loads, args.warmup),
         "transcribe": measure(transcribe, args.transcriptions, args.warmup),
