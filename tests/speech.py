@@ -10,6 +10,9 @@ JFK_TEXT = (
     "ask what you can do for your country."
 )
 
+#: ../shared/audio/README.md: hotwords.mp3 (small models misspell "ComfyUI" without a prompt).
+HOTWORDS_TEXT = "Then you go into your ComfyUI folder again, in the ComfyUI folder."
+
 
 def words(text: str) -> list[str]:
     """Lower-cased words without punctuation: how transcripts are compared."""
