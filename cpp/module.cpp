@@ -4,6 +4,7 @@
 // explicit options; policy (model names, devices, defaults, result dataclasses) lives in Python.
 // Every call that may run long releases the GIL; every C++ error leaves as a dattavani.errors type.
 #include "errors.h"
+#include "ggml_file.h"
 #include "mel.h"
 #include "model.h"
 #include "native_log.h"
@@ -301,6 +302,32 @@ PYBIND11_MODULE(_core, m) {
           "Write the GGML model at src_path to dst_path with its weights as type (q8_0, q5_0, q5_1, "
           "q4_0, or f16 from f32).");
 
+    m.def("inspect_model",
+          [](const std::string & path) {
+              ggml_file_info info;
+              {
+                  py::gil_scoped_release release;
+                  info = inspect_ggml_file(path);
+              }
+              py::dict d;
+              d["n_vocab"] = info.n_vocab;
+              d["n_audio_ctx"] = info.n_audio_ctx;
+              d["n_audio_state"] = info.n_audio_state;
+              d["n_audio_head"] = info.n_audio_head;
+              d["n_audio_layer"] = info.n_audio_layer;
+              d["n_text_ctx"] = info.n_text_ctx;
+              d["n_text_state"] = info.n_text_state;
+              d["n_text_head"] = info.n_text_head;
+              d["n_text_layer"] = info.n_text_layer;
+              d["n_mels"] = info.n_mels;
+              d["ftype"] = info.ftype;
+              d["n_tensors"] = info.n_tensors;
+              d["weights_bytes"] = info.tensor_bytes;
+              d["file_bytes"] = info.file_bytes;
+              return d;
+          },
+          py::arg("path"),
+          "A GGML model file's hyper-parameters and sizes, read and checked without loading it.");
     m.def("compiled_backends", &compiled_backends);
     m.def("list_devices", []() {
         py::list out;
