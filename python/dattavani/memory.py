@@ -40,7 +40,7 @@ def estimate_memory(
     """Estimate the memory of loading ``path`` with ``states`` decoder states.
 
     >>> estimate_memory("ggml-base.bin", states=4, flash_attn=True).total   # doctest: +SKIP
-    726140000
+    815900608
     """
     from . import _core
 
