@@ -55,6 +55,7 @@ from speech import word_error_rate, words
 RUNNER = Path(__file__).with_name("engine_runner.py")
 RESULTS = Path(__file__).with_name("results")
 DECODINGS = {"greedy": 1, "beam 5": 5}
+QUIET_LOAD = 0.5
 # Ceiling on the background burner's life, should this process die without stopping it.
 BURNER_MAX_SECONDS = 4 * 3600
 BURNER = """
@@ -139,22 +140,34 @@ def evict(paths: list[Path]) -> None:
 class Process:
     wall_s: float
     peak_rss_mb: float
+    others_cpu: float  # CPUs kept busy by other processes meanwhile, on average
     output: str
 
 
+def busy_cpu_seconds() -> float:
+    """CPU time every process on the machine has used since boot (/proc/stat), in seconds."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def run_process(command: list[str], env: dict[str, str]) -> Process:
-    """Run ``command``; its wall time, its own peak resident memory, and stdout + stderr."""
+    """Run ``command``: its wall time, its own peak resident memory, how busy the other
+    processes kept the CPUs meanwhile (the noise in the figures), and its stdout + stderr.
+    """
     with tempfile.TemporaryFile() as out:
+        busy = busy_cpu_seconds()
         started = time.perf_counter()
         child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
         _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage, not all children's
         wall = time.perf_counter() - started
+        others = busy_cpu_seconds() - busy - usage.ru_utime - usage.ru_stime
         child.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         output = out.read().decode("utf-8", "replace")
     if child.returncode != 0:
         sys.exit(f"failed ({child.returncode}): {' '.join(command)}\n{output[-3000:]}")
-    return Process(wall, usage.ru_maxrss / 1024, output)
+    return Process(wall, usage.ru_maxrss / 1024, max(others, 0.0) / wall, output)
 
 
 def whisper_cli_figures(output: str, text_file: Path) -> dict[str, Any]:
@@ -190,7 +203,9 @@ class Bench:
         else:
             process = run_process(command, self.env)
             figures = json.loads(process.output.strip().splitlines()[-1])
-        figures.update(wall_s=process.wall_s, peak_rss_mb=process.peak_rss_mb)
+        figures.update(
+            wall_s=process.wall_s, peak_rss_mb=process.peak_rss_mb, others_cpu=process.others_cpu
+        )
         if "text" in figures:
             reference = words(common.reference_text(clip))
             figures["wer"] = word_error_rate(reference, words(figures["text"]))
@@ -212,6 +227,16 @@ class Bench:
             f"{figures['transcribe_s']:7.2f} s  WER {100 * figures['wer']:5.1f}%",
             file=sys.stderr,
         )
+
+
+def wait_for_quiet(limit_s: float) -> bool:
+    """Wait until the 1-minute load average is under QUIET_LOAD; False after ``limit_s``."""
+    deadline = time.monotonic() + limit_s
+    while os.getloadavg()[0] >= QUIET_LOAD:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(15)
+    return True
 
 
 def rotated(items: list[str], by: int) -> list[str]:
@@ -332,7 +357,8 @@ def markdown(args: argparse.Namespace, summary: dict[str, Any], info: dict[str, 
         + (", with a background load" if args.background_load else ""),
         "",
         f"Measured {info['date']} on {info['machine']}; load average before the run "
-        f"{info['load_before']}."
+        f"{info['load_before']}. Other processes kept {info['others_cpu']} CPUs busy on "
+        "average during the jobs (median over jobs, and the worst job)."
         + (" A nice-19 busy loop ran on one CPU throughout." if args.background_load else ""),
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()) + ".",
@@ -466,6 +492,14 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results")
     parser.add_argument("--setup-only", action="store_true", help="set up, then stop")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help=f"first wait up to SECONDS for a 1-minute load average under {QUIET_LOAD}; "
+        "stop if it does not come",
+    )
     args = parser.parse_args()
     for option, known in (
         ("models", common.MODELS),
@@ -490,6 +524,8 @@ def main() -> None:
     set_up(args)
     if args.setup_only:
         return
+    if args.wait_quiet and not wait_for_quiet(args.wait_quiet):
+        sys.exit(f"the machine stayed busy (load average {os.getloadavg()[0]:.2f}): not measured")
     info = {
         "date": datetime.date.today().isoformat(),
         "machine": machine(),
@@ -516,6 +552,8 @@ def main() -> None:
             burner.kill()
             burner.wait()
     summary = summarize(bench.records)
+    others = [r["others_cpu"] for r in bench.records]
+    info["others_cpu"] = f"{median(others):.2f} (worst {max(others):.2f})"
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"cpu-{args.threads}t" + ("-background-load" if args.background_load else "")
     report = markdown(args, summary, info)
