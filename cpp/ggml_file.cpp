@@ -223,7 +223,10 @@ ggml_file_info inspect_ggml_file(const std::string & path, bool for_inference) {
     check_range(r, "n_audio_state", info.n_audio_state, 1, 8192);
     check_range(r, "n_audio_head", info.n_audio_head, 1, 128);
     check_range(r, "n_audio_layer", info.n_audio_layer, 1, 128);
-    check_range(r, "n_text_ctx", info.n_text_ctx, 1, 448);
+    // whisper.cpp's token batch holds n_text_ctx tokens and its prompts take up to n_text_ctx / 2
+    // of history plus five control tokens: a smaller context writes past the batch
+    // (heap-buffer-overflow in whisper_batch_prep_legacy, found by bench/fuzz_model.py).
+    check_range(r, "n_text_ctx", info.n_text_ctx, 16, 448);
     check_range(r, "n_text_state", info.n_text_state, 1, 8192);
     check_range(r, "n_text_head", info.n_text_head, 1, 128);
     check_range(r, "n_text_layer", info.n_text_layer, 1, 128);

@@ -403,6 +403,11 @@ BAD_MODELS: dict[str, tuple[Breaker, str]] = {
     ),
     "n_vocab out of range": (lambda g, t: hparam(g, 0, 1_000_000), "n_vocab = 1000000 is out of"),
     "n_audio_ctx negative": (lambda g, t: hparam(g, 1, -1), "n_audio_ctx = -1 is out of range"),
+    # A multilingual model with n_text_ctx 2 wrote past whisper.cpp's token batch (a segfault).
+    "n_text_ctx too small for a prompt": (
+        lambda g, t: hparam(g, 5, 2),
+        r"n_text_ctx = 2 is out of range \[16, 448\]",
+    ),
     "no encoder layers": (lambda g, t: hparam(g, 4, 0), "n_audio_layer = 0 is out of range"),
     "a million decoder layers": (lambda g, t: hparam(g, 8, 10**6), "n_text_layer = 1000000"),
     "81 mel bands": (lambda g, t: hparam(g, 9, 81), r"n_mels = 81 \(expected 80 or 128\)"),
