@@ -284,7 +284,8 @@ def main() -> None:
     corpus.mkdir(parents=True, exist_ok=True)
     target = header_target(folder) if ours.target == "header" else hparams_target(folder)
     named = [arg for arg in libfuzzer if not arg.startswith("-")]
-    defaults = ["-timeout=30", "-rss_limit_mb=4000", "-max_len=512"]
+    # -len_control=0: the edits need their bytes from the start, not after minutes of growth.
+    defaults = ["-timeout=30", "-rss_limit_mb=4000", "-max_len=512", "-len_control=0"]
     atheris.Setup([sys.argv[0], *defaults, *libfuzzer, *([] if named else [str(corpus)])], target)
     atheris.Fuzz()
 
