@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -55,7 +56,9 @@ from speech import word_error_rate, words
 RUNNER = Path(__file__).with_name("engine_runner.py")
 RESULTS = Path(__file__).with_name("results")
 DECODINGS = {"greedy": 1, "beam 5": 5}
-QUIET_LOAD = 0.5
+# Other processes using this many CPUs or more during a job disturb it (with --wait-quiet).
+QUIET_CPUS = 0.15
+RETRIES = 3
 # Ceiling on the background burner's life, should this process die without stopping it.
 BURNER_MAX_SECONDS = 4 * 3600
 BURNER = """
@@ -144,24 +147,34 @@ class Process:
     output: str
 
 
-def busy_cpu_seconds() -> float:
-    """CPU time every process on the machine has used since boot (/proc/stat), in seconds."""
+def busy_cpu_seconds(excluding: int | None = None) -> float:
+    """CPU seconds every process has used since boot (/proc/stat), less process ``excluding``'s."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    ticks = user + nice + system + irq + softirq + steal
+    if excluding is not None:
+        # /proc/PID/stat: utime and stime are fields 14 and 15, counted after the ")" of comm.
+        stat = Path(f"/proc/{excluding}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks -= int(stat[11]) + int(stat[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def run_process(command: list[str], env: dict[str, str]) -> Process:
+def run_process(command: list[str], env: dict[str, str], burner: int | None) -> Process:
     """Run ``command``: its wall time, its own peak resident memory, how busy the other
-    processes kept the CPUs meanwhile (the noise in the figures), and its stdout + stderr.
+    processes (the background ``burner`` aside) kept the CPUs meanwhile, and its output.
     """
     with tempfile.TemporaryFile() as out:
-        busy = busy_cpu_seconds()
+        busy = busy_cpu_seconds(burner)
         started = time.perf_counter()
         child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage, not all children's
+        try:
+            _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage only
+        except BaseException:
+            child.kill()
+            child.wait()
+            raise
         wall = time.perf_counter() - started
-        others = busy_cpu_seconds() - busy - usage.ru_utime - usage.ru_stime
+        others = busy_cpu_seconds(burner) - busy - usage.ru_utime - usage.ru_stime
         child.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         output = out.read().decode("utf-8", "replace")
@@ -184,25 +197,60 @@ def whisper_cli_figures(output: str, text_file: Path) -> dict[str, Any]:
 
 
 class Bench:
-    """Runs the jobs and keeps every job's figures."""
+    """Runs the jobs and keeps every job's figures.
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    With ``--wait-quiet``, each job waits for the other processes on the machine to go (nearly)
+    idle, and a job they disturbed after all (using QUIET_CPUS or more meanwhile) is run again,
+    up to RETRIES times; the figures keep how busy they kept the CPUs during each job.
+    """
+
+    def __init__(self, args: argparse.Namespace, burner: int | None) -> None:
         self.args = args
+        self.burner = burner
         self.env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
         self.records: list[dict[str, Any]] = []
+        self.runs_again = 0
 
-    def job(self, job: str, engine: Engine, model: str, clip: str, decoding: str) -> dict[str, Any]:
+    def wait_quiet(self) -> None:
+        """Wait up to --wait-quiet s for the others to use under QUIET_CPUS, over 3 s."""
+        deadline = time.monotonic() + self.args.wait_quiet
+        while time.monotonic() < deadline:
+            before = busy_cpu_seconds(self.burner)
+            time.sleep(3)
+            if (busy_cpu_seconds(self.burner) - before) / 3 < QUIET_CPUS:
+                return
+
+    def job(
+        self, job: str, engine: Engine, model: str, clip: str, decoding: str, *, cold: bool = False
+    ) -> dict[str, Any]:
+        """One job's figures; ``cold``: the model's files evicted from the page cache first."""
         wav = common.clip(clip)
         command = engine.command(job, model, wav, self.args.threads, DECODINGS[decoding])
-        if engine.kind == "whisper-cli":
+        for attempt in range(RETRIES + 1):
+            if self.args.wait_quiet:
+                self.wait_quiet()
+            if cold:
+                evict(engine.files(model))
             with tempfile.TemporaryDirectory() as tmp:
-                prefix = Path(tmp) / "out"
-                process = run_process([*command, "-otxt", "-of", str(prefix)], self.env)
-                figures = whisper_cli_figures(process.output, prefix.with_suffix(".txt"))
-            figures["audio_s"] = soundfile.info(str(wav)).duration
-        else:
-            process = run_process(command, self.env)
-            figures = json.loads(process.output.strip().splitlines()[-1])
+                text_prefix = Path(tmp) / "out"  # whisper-cli writes its text there
+                if engine.kind == "whisper-cli":
+                    command_line = [*command, "-otxt", "-of", str(text_prefix)]
+                else:
+                    command_line = command
+                process = run_process(command_line, self.env, self.burner)
+                if engine.kind == "whisper-cli":
+                    figures = whisper_cli_figures(process.output, text_prefix.with_suffix(".txt"))
+                    figures["audio_s"] = soundfile.info(str(wav)).duration
+                else:
+                    figures = json.loads(process.output.strip().splitlines()[-1])
+            noisy = process.others_cpu >= QUIET_CPUS
+            if not (self.args.wait_quiet and noisy and attempt < RETRIES):
+                break
+            self.runs_again += 1
+            print(
+                f"    {engine.name}: others used {process.others_cpu:.2f} CPUs; again",
+                file=sys.stderr,
+            )
         figures.update(
             wall_s=process.wall_s, peak_rss_mb=process.peak_rss_mb, others_cpu=process.others_cpu
         )
@@ -212,8 +260,7 @@ class Bench:
         return figures
 
     def load(self, repeat: int, engine: Engine, model: str) -> None:
-        evict(engine.files(model))
-        figures = self.job("load", engine, model, "jfk", "greedy")
+        figures = self.job("load", engine, model, "jfk", "greedy", cold=True)
         self.records.append(
             {"job": "load", "repeat": repeat, "model": model, "engine": engine.name, **figures}
         )
@@ -227,16 +274,6 @@ class Bench:
             f"{figures['transcribe_s']:7.2f} s  WER {100 * figures['wer']:5.1f}%",
             file=sys.stderr,
         )
-
-
-def wait_for_quiet(limit_s: float) -> bool:
-    """Wait until the 1-minute load average is under QUIET_LOAD; False after ``limit_s``."""
-    deadline = time.monotonic() + limit_s
-    while os.getloadavg()[0] >= QUIET_LOAD:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(15)
-    return True
 
 
 def rotated(items: list[str], by: int) -> list[str]:
@@ -358,7 +395,12 @@ def markdown(args: argparse.Namespace, summary: dict[str, Any], info: dict[str, 
         "",
         f"Measured {info['date']} on {info['machine']}; load average before the run "
         f"{info['load_before']}. Other processes kept {info['others_cpu']} CPUs busy on "
-        "average during the jobs (median over jobs, and the worst job)."
+        "average during the jobs (median over jobs, and the worst job)"
+        + (
+            f"; jobs were run while they idled, {info['runs_again']} disturbed ones again."
+            if args.wait_quiet
+            else "."
+        )
         + (" A nice-19 busy loop ran on one CPU throughout." if args.background_load else ""),
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()) + ".",
@@ -497,8 +539,8 @@ def parse_args() -> argparse.Namespace:
         type=float,
         default=0,
         metavar="SECONDS",
-        help=f"first wait up to SECONDS for a 1-minute load average under {QUIET_LOAD}; "
-        "stop if it does not come",
+        help=f"before each job, wait up to SECONDS for the other processes to use under "
+        f"{QUIET_CPUS} CPUs; run a job they disturbed again (up to {RETRIES} times)",
     )
     args = parser.parse_args()
     for option, known in (
@@ -524,8 +566,6 @@ def main() -> None:
     set_up(args)
     if args.setup_only:
         return
-    if args.wait_quiet and not wait_for_quiet(args.wait_quiet):
-        sys.exit(f"the machine stayed busy (load average {os.getloadavg()[0]:.2f}): not measured")
     info = {
         "date": datetime.date.today().isoformat(),
         "machine": machine(),
@@ -533,10 +573,11 @@ def main() -> None:
         "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "command": "python bench/run.py " + " ".join(sys.argv[1:]),
     }
-    bench = Bench(args)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `finally` runs
     burner = None
     if args.background_load:
         burner = subprocess.Popen([sys.executable, "-c", BURNER, str(BURNER_MAX_SECONDS)])
+    bench = Bench(args, burner.pid if burner else None)
     try:
         print("warm-up round (jfk, greedy; not counted)", file=sys.stderr)
         for model in args.models:
@@ -554,6 +595,7 @@ def main() -> None:
     summary = summarize(bench.records)
     others = [r["others_cpu"] for r in bench.records]
     info["others_cpu"] = f"{median(others):.2f} (worst {max(others):.2f})"
+    info["runs_again"] = bench.runs_again
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"cpu-{args.threads}t" + ("-background-load" if args.background_load else "")
     report = markdown(args, summary, info)
