@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <regex>
 
 namespace dattavani {
 namespace {
@@ -188,6 +189,13 @@ void validate_options(const transcribe_options & o) {
         o.n_max_text_ctx < 0) {
         fail("max_len, max_tokens, offset_ms, duration_ms, audio_ctx and n_max_text_ctx must be >= 0");
     }
+    if (!o.suppress_regex.empty()) {
+        try {
+            std::regex check(o.suppress_regex);
+        } catch (const std::regex_error & e) {
+            fail("suppress_regex '" + o.suppress_regex + "' is not a valid regular expression: " + e.what());
+        }
+    }
     if (o.audio_ctx > 1500) {
         fail("audio_ctx must be <= 1500, got " + std::to_string(o.audio_ctx));
     }
@@ -354,7 +362,13 @@ transcription model::transcribe(const float * pcm, size_t n_samples, const trans
     p.abort_callback = on_abort;
     p.abort_callback_user_data = &run;
 
-    const int rc = whisper_full_with_state(ctx_.get(), state, p, pcm, static_cast<int>(n_samples));
+    int rc = 0;
+    try {
+        rc = whisper_full_with_state(ctx_.get(), state, p, pcm, static_cast<int>(n_samples));
+    } catch (const std::exception & e) {
+        // whisper.cpp is C++ inside: std::regex, allocations and the like may throw through it.
+        throw transcription_error(std::string("whisper.cpp failed to transcribe: ") + e.what());
+    }
     if (run.error) {
         std::rethrow_exception(run.error);
     }

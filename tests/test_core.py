@@ -143,8 +143,9 @@ def test_cancel_from_another_thread(transcriber: Transcriber, jfk_samples) -> No
         transcriber.transcribe(long_audio, cancel=token, on_segment=lambda _s: first_segment.set())
     stopped_at = time.perf_counter()
     canceller.join()
-    # Promptly: whisper.cpp checks between graph nodes, so well under one window's decoding.
-    assert stopped_at - cancelled_at[0] < 2.0
+    # Promptly: whisper.cpp checks between graph nodes, so well under one window's decoding
+    # (a few seconds even on a machine busy with other work).
+    assert stopped_at - cancelled_at[0] < 5.0
     assert token.cancelled
 
 
@@ -192,6 +193,12 @@ def test_bad_options_raise_options_error(transcriber: Transcriber, jfk_samples) 
         ({"temperature": 5.0}, "temperature"),
         ({"task": "summarise"}, "task"),
         ({"bogus": 1}, "unknown transcription option"),
+        ({"language": 5}, "language must be a string"),
+        ({"beam_size": 2.5}, "beam_size must be an integer"),
+        ({"offset": float("nan")}, "offset must be finite"),
+        ({"logprob_threshold": float("nan")}, "logprob_threshold must be a number"),
+        ({"suppress_regex": "(["}, "not a valid regular expression"),
+        ({"patience": -1.0}, "patience"),
     ]:
         with pytest.raises(OptionsError, match=reason):
             transcriber.transcribe(jfk_samples, **options)

@@ -311,7 +311,7 @@ def _check_channel(channel: int | None, channels: int, name: str) -> None:
 
 def _check_finite(audio: AudioArray, name: str, offset_seconds: float | None = None) -> None:
     # min and max propagate NaN and expose infinities without a full-size temporary array.
-    if not (math.isfinite(float(audio.min())) and math.isfinite(float(audio.max()))):
+    if audio.size and not (math.isfinite(float(audio.min())) and math.isfinite(float(audio.max()))):
         where = "" if offset_seconds is None else f" (in the block from {offset_seconds:.2f} s)"
         raise AudioError(f"{name}: contains NaN or infinite samples{where}")
 
@@ -381,11 +381,19 @@ def _decode_mono(
         mono = np.ascontiguousarray(_mono(block, channel, name), dtype=np.float32)
         _check_finite(mono, name, decoded / decoder.sample_rate)
         decoded += len(mono)
-        yield mono if resampler is None else resampler.resample_chunk(mono)
+        if resampler is None:
+            yield mono
+            continue
+        # Huge but finite samples (float files near 3e38) overflow in the resampler's filter.
+        resampled = resampler.resample_chunk(mono)
+        _check_finite(resampled, name, decoded / decoder.sample_rate)
+        yield resampled
     if decoded == 0:
         raise _no_audio_error(decoder, name)
     if resampler is not None:
-        yield resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+        tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+        _check_finite(tail, name, decoded / decoder.sample_rate)
+        yield tail
     _report_damage(decoder, decoded, name)
 
 
@@ -495,6 +503,9 @@ def _pyav_decoder(source: _Input, name: str) -> Iterator[_Decoder]:
             )
         stream = container.streams.audio[0]
         context = stream.codec_context
+        if context is None:  # FFmpeg has no decoder for this codec
+            codec = getattr(stream, "codec_tag", "") or "unknown"
+            raise AudioError(f"{name}: its audio codec ({codec}) cannot be decoded")
         sample_rate = int(context.sample_rate or 0)
         declared = None
         if stream.duration and stream.time_base:

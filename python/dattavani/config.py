@@ -17,6 +17,7 @@ A few environment variables override the file (precedence: flags > env > file > 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -435,8 +436,12 @@ def find_config_file(
                 raise ConfigError(f"{path}: config file not found (named by {named_by})")
             return Path(path)
     for candidate in (Path.cwd() / CONFIG_FILENAME, user_config_path()):
-        if candidate.is_file():
-            return candidate
+        try:
+            if candidate.is_file():
+                return candidate
+        except OSError as error:
+            # A service that drops privileges may keep a HOME it cannot read: no config there.
+            logging.getLogger(__name__).warning("cannot look for %s: %s", candidate, error)
     return None
 
 

@@ -68,6 +68,7 @@ class TranscribeOptions:
     audio_ctx: int = 0
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.task not in ("transcribe", "translate"):
             raise OptionsError(f"task must be 'transcribe' or 'translate', got {self.task!r}")
         if self.beam_size is not None and not 1 <= self.beam_size <= 8:
@@ -87,6 +88,34 @@ class TranscribeOptions:
             raise OptionsError(f"no_speech_threshold must be <= 1, got {self.no_speech_threshold}")
         if self.offset < 0 or self.duration < 0:
             raise OptionsError("offset and duration must be >= 0 seconds")
+
+    def _check_types(self) -> None:
+        """Wrong types and non-finite numbers become OptionsError, not a TypeError from the
+        binding or a NaN that silently disables a check."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kind = _KINDS.get(f.name)
+            if value is None or kind is None:
+                continue
+            if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+                raise OptionsError(f"{f.name} must be an integer, got {value!r}")
+            if kind is float:
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise OptionsError(f"{f.name} must be a number, got {value!r}")
+                if not math.isfinite(value) and f.name != "logprob_threshold":
+                    raise OptionsError(f"{f.name} must be finite, got {value!r}")
+                if math.isnan(value):
+                    raise OptionsError(f"{f.name} must be a number, got NaN")
+            if kind is str and not isinstance(value, str):
+                raise OptionsError(f"{f.name} must be a string, got {value!r}")
+            if kind is bool and not isinstance(value, bool):
+                raise OptionsError(f"{f.name} must be True or False, got {value!r}")
+        if self.patience is not None and self.patience <= 0:
+            raise OptionsError(f"patience must be > 0, got {self.patience}")
+        if self.max_initial_timestamp < 0:
+            raise OptionsError("max_initial_timestamp must be >= 0")
+        if self.offset > 1e7 or self.duration > 1e7:
+            raise OptionsError("offset and duration must be under 10^7 seconds")
 
     @property
     def temperatures(self) -> tuple[float, ...]:
@@ -155,3 +184,33 @@ class TranscribeOptions:
         native.audio_ctx = self.audio_ctx
         native.validate()
         return native
+
+
+#: The type each scalar option must have (checked before anything reaches the native layer).
+_KINDS: dict[str, type] = {
+    "language": str,
+    "beam_size": int,
+    "best_of": int,
+    "patience": float,
+    "length_penalty": float,
+    "compression_ratio_threshold": float,
+    "entropy_threshold": float,
+    "logprob_threshold": float,
+    "no_speech_threshold": float,
+    "condition_on_previous_text": bool,
+    "initial_prompt": str,
+    "hotwords": str,
+    "carry_initial_prompt": bool,
+    "suppress_blank": bool,
+    "suppress_non_speech_tokens": bool,
+    "suppress_regex": str,
+    "word_timestamps": bool,
+    "without_timestamps": bool,
+    "max_initial_timestamp": float,
+    "max_segment_length": int,
+    "split_on_word": bool,
+    "max_tokens_per_segment": int,
+    "offset": float,
+    "duration": float,
+    "audio_ctx": int,
+}
