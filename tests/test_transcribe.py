@@ -97,9 +97,9 @@ def test_no_words_lost_or_doubled_at_window_cuts(long_result, long_clip) -> None
     assert long_result.duration == pytest.approx(len(audio) / SR)
     assert long_result.segments[-1].end <= long_result.duration
     hypothesis = words(long_result.text)
-    # The product name comes out differently window by window ("comfyu eye", "comfy you i"):
-    # count the words tiny.en always gets right.
-    for word in ("americans", "fellow", "country", "ask", "then", "again"):
+    # The product name comes out differently window by window ("comfyu eye", "comfy you i"),
+    # and tiny.en sometimes hears "as" for "ask": count the words it always gets right.
+    for word in ("americans", "fellow", "country", "what", "then", "again"):
         assert hypothesis.count(word) == reference.count(word), word
 
 
