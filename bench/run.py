@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -212,12 +213,12 @@ class Bench:
         self.runs_again = 0
 
     def wait_quiet(self) -> None:
-        """Wait up to --wait-quiet s for the others to use under QUIET_CPUS, over 3 s."""
+        """Wait up to --wait-quiet s for the others to use under QUIET_CPUS over a second."""
         deadline = time.monotonic() + self.args.wait_quiet
         while time.monotonic() < deadline:
             before = busy_cpu_seconds(self.burner)
-            time.sleep(3)
-            if (busy_cpu_seconds(self.burner) - before) / 3 < QUIET_CPUS:
+            time.sleep(1)
+            if busy_cpu_seconds(self.burner) - before < QUIET_CPUS:
                 return
 
     def job(
@@ -409,7 +410,7 @@ def markdown(args: argparse.Namespace, summary: dict[str, Any], info: dict[str, 
         f"dattavani, openai's checkpoint written from the GGML f16 file), {args.threads} threads, "
         f"language en, best_of 5, fallback temperatures 0 to 1 by 0.2 (every engine's default), "
         f"previous text as prompt, non-speech tokens suppressed; greedy = beam size 1. "
-        f"Medians of {args.repeat} runs, engines alternating job by job, each job a process of "
+        f"Medians of {info['repeats']} runs, engines alternating job by job, each job a process of "
         f"its own. Command: `{info['command']}`",
         "",
         "## Transcription",
@@ -571,7 +572,7 @@ def main() -> None:
         "machine": machine(),
         "versions": versions(args),
         "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "command": "python bench/run.py " + " ".join(sys.argv[1:]),
+        "command": shlex.join(["python", "bench/run.py", *sys.argv[1:]]),
     }
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `finally` runs
     burner = None
@@ -584,6 +585,8 @@ def main() -> None:
             for name in args.engines:
                 bench.job("transcribe", ENGINES[name], model, "jfk", "greedy")
         for job, repeat, name, model, clip, decoding in schedule(args):
+            if repeat > 0 and not any(r["repeat"] == repeat for r in bench.records):
+                report(args, bench, info, repeat)  # so that a run cut short still leaves results
             if job == "load":
                 bench.load(repeat, ENGINES[name], model)
             else:
@@ -592,17 +595,27 @@ def main() -> None:
         if burner is not None:
             burner.kill()
             burner.wait()
-    summary = summarize(bench.records)
-    others = [r["others_cpu"] for r in bench.records]
-    info["others_cpu"] = f"{median(others):.2f} (worst {max(others):.2f})"
-    info["runs_again"] = bench.runs_again
+    print(report(args, bench, info, args.repeat))
+
+
+def report(args: argparse.Namespace, bench: Bench, info: dict[str, Any], repeats: int) -> str:
+    """Write the Markdown, JSON and PNG results of the first ``repeats`` repeats; the Markdown."""
+    records = [r for r in bench.records if r["repeat"] < repeats]
+    summary = summarize(records)
+    others = [r["others_cpu"] for r in records]
+    info = dict(
+        info,
+        repeats=repeats,
+        others_cpu=f"{median(others):.2f} (worst {max(others):.2f})",
+        runs_again=bench.runs_again,
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"cpu-{args.threads}t" + ("-background-load" if args.background_load else "")
-    report = markdown(args, summary, info)
-    write(args.out / f"{name}.md", report)
-    write(args.out / f"{name}.json", json.dumps({**info, "jobs": bench.records}, indent=1) + "\n")
+    text = markdown(args, summary, info)
+    write(args.out / f"{name}.md", text)
+    write(args.out / f"{name}.json", json.dumps({**info, "jobs": records}, indent=1) + "\n")
     chart(args, summary, args.out / f"{name}.png")
-    print(report)
+    return text
 
 
 if __name__ == "__main__":
