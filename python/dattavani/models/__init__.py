@@ -11,10 +11,38 @@ base
 
 from __future__ import annotations
 
-from dattavani.models.disk_cache import CacheEntry, DiskCache, default_cache_dir
-from dattavani.models.model_cache import ModelCache, ModelLease, default_model_cache
-from dattavani.models.resolve import ResolvedModel, resolve_model
-from dattavani.models.specs import PRECISIONS, SIZES
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dattavani.models.disk_cache import CacheEntry, DiskCache, default_cache_dir
+    from dattavani.models.model_cache import ModelCache, ModelLease, default_model_cache
+    from dattavani.models.resolve import ResolvedModel, resolve_model
+    from dattavani.models.specs import PRECISIONS, SIZES
+
+# name -> submodule, imported on first access: `dattavani --help` and `import dattavani.models.cli`
+# should not pay for filelock, the resolver and the caches (PEP 562).
+_LAZY = {
+    "CacheEntry": "disk_cache",
+    "DiskCache": "disk_cache",
+    "default_cache_dir": "disk_cache",
+    "ModelCache": "model_cache",
+    "ModelLease": "model_cache",
+    "default_model_cache": "model_cache",
+    "ResolvedModel": "resolve",
+    "resolve_model": "resolve",
+    "PRECISIONS": "specs",
+    "SIZES": "specs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dattavani.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"dattavani.models.{module}"), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "PRECISIONS",

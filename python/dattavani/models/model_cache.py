@@ -183,6 +183,10 @@ class ModelCache:
         with self._lock:
             return sum(1 for s in self._slots.values() if s.model is not None)
 
+    def __bool__(self) -> bool:
+        # An empty cache is still a cache: `cache or default_model_cache()` must keep it.
+        return True
+
 
 _default: ModelCache | None = None
 _default_lock = threading.Lock()
