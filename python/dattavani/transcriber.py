@@ -242,6 +242,7 @@ class Transcriber:
         for offset, samples in self._windows(audio, clips):
             run.window(offset / SAMPLE_RATE, samples)
             covered = max(covered, offset + len(samples))
+            del samples  # free this window before the next one is assembled
         if run.progress is not None:
             run.progress.finish()
         duration = covered / SAMPLE_RATE if clips is None else self._expected_duration(audio)

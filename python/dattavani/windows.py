@@ -56,7 +56,10 @@ def cut_windows(
             cut = quietest_point(buffer, window - search, window)
             yield offset, buffer[:cut]
             offset += cut
-            pending = [buffer[cut:]]
+            # Copy the short remainder so this window's buffer is freed once its caller is done
+            # with it, rather than living on (as a view's base) beside the next one.
+            pending = [buffer[cut:].copy()]
             pending_len = len(pending[0])
+            del buffer
     if pending_len:
         yield offset, pending[0] if len(pending) == 1 else np.concatenate(pending)
