@@ -24,6 +24,7 @@ import pytest
 
 from dattavani import _core
 from dattavani.models import DiskCache, resolve_model
+from dattavani.models.hub import HubSettings, remove_stale_downloads
 from hub_server import HubServer
 from test_models_hub import GGML_REPO, hub, isolated
 
@@ -126,7 +127,7 @@ def assert_no_complete_looking_entry(cache: DiskCache) -> None:
 # -- killed part-way ---------------------------------------------------------------------------
 
 
-def test_killed_while_downloading_leaves_no_entry_and_the_next_run_completes(
+def test_killed_while_downloading_leaves_no_entry_and_the_next_download_cleans_up(
     hub: HubServer, tiny_en_ggml: Path, tmp_path: Path
 ) -> None:
     hub.add_repo(GGML_REPO, {"ggml-tiny.en.bin": tiny_en_ggml})
@@ -139,13 +140,33 @@ def test_killed_while_downloading_leaves_no_entry_and_the_next_run_completes(
     cache = DiskCache(tmp_path / "cache")
     assert_no_complete_looking_entry(cache)
     assert cache.lookup("tiny.en-f16") is None
-    # huggingface_hub's own cache holds the partial download, never as a finished file.
+    # huggingface_hub's own cache holds only the partial file: no blob, nothing in snapshots/.
+    (killed_partial,) = hf_home.rglob("*.incomplete")
+    blobs = killed_partial.parent
+    assert os.listdir(blobs) == [killed_partial.name]
     assert not [p for p in hf_home.rglob("ggml-tiny.en.bin") if p.exists()]
 
-    hub.slow_down("ggml-tiny.en.bin", 0.0)
-    model = resolve_model("tiny.en", progress=False)
-    assert model.source == "hub"
-    assert sha256(model.path) == sha256(tiny_en_ggml) == model.metadata["sha256"]
+    # The next download removes the killed one's file first (huggingface_hub never reuses it),
+    # and nobody removes the file of a download under way (its lock is held).
+    hub.slow_down("ggml-tiny.en.bin", 0.05)
+    child = start(resolve_code("tiny.en"))
+    wait_for(
+        lambda: not killed_partial.exists() and growing_file(blobs, "*.incomplete", 1_000_000)(),
+        child,
+        "the next download replaced the killed one's file",
+    )
+    (running_partial,) = blobs.glob("*.incomplete")
+    assert remove_stale_downloads(GGML_REPO, HubSettings.from_env().cache_dir) == []
+    assert running_partial.exists()
+    report, log = finish(child)
+
+    assert report["source"] == "hub"
+    assert f"removed a partial download a killed process left: {killed_partial}" in log
+    assert sha256(Path(report["path"])) == sha256(tiny_en_ggml)
+    assert [e.key for e in cache.entries()] == ["tiny.en-f16"]
+    # Only the complete blob is left, under its sha256 (huggingface_hub's LFS etag).
+    assert os.listdir(blobs) == [sha256(tiny_en_ggml)]
+    assert not list(hf_home.rglob("*.incomplete"))
 
 
 def test_killed_while_converting_leaves_no_entry_and_the_next_run_cleans_up(

@@ -4,14 +4,22 @@ Settings are read from the environment at call time, as huggingface_hub document
 ``HF_ENDPOINT`` (a mirror or a test server), ``HF_TOKEN`` (private and gated repos),
 ``HF_HOME``/``HF_HUB_CACHE`` (where its download cache lives) and ``HF_HUB_OFFLINE`` (use only
 what is already downloaded). Files land in huggingface_hub's own cache, so a model that
-transformers or faster-whisper already downloaded is not fetched again, and an interrupted
-download resumes where it stopped. huggingface_hub is imported only when something is fetched.
+transformers or faster-whisper already downloaded is not fetched again. huggingface_hub is
+imported only when something is fetched.
+
+A download is written to ``blobs/<etag>.<random>.incomplete`` and renamed to ``blobs/<etag>``
+when complete, so a killed process never leaves a file that looks downloaded. It does leave its
+``.incomplete`` file, which huggingface_hub never reuses or removes (since huggingface_hub#4306
+each download starts over under a new name; see huggingface_hub#4196): the next download from
+that repo removes it (:func:`remove_stale_downloads`). Versions before that resumed from
+``<etag>.incomplete``; such a file is left for them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +40,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _TRUE = ("1", "on", "yes", "true")
+# What a killed huggingface_hub download leaves: ``<etag>.<uuid4 hex[:8]>.incomplete``.
+_ABANDONED_PARTIAL = re.compile(r"(?P<etag>[^.]+)\.[0-9a-f]{8}\.incomplete")
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,8 @@ def download(
         "endpoint": settings.endpoint,
         "token": settings.token,
     }
+    # Before the download, so that the space a killed one took is free for it.
+    remove_stale_downloads(source.repo_id, settings.cache_dir)
     try:
         if source.filename is not None:
             path = Path(
@@ -154,6 +166,49 @@ def download(
         raise ModelNotFoundError(f"{label}: file not found on {settings.where}") from error
     except network_errors as error:
         raise DownloadError(f"{label}: download from {settings.where} failed: {error}") from error
+
+
+def remove_stale_downloads(repo_id: str, cache_dir: Path) -> list[Path]:
+    """Delete the partial files that killed downloads of ``repo_id`` left in huggingface_hub's
+    cache at ``cache_dir``; returns them.
+
+    A partial file is removed only while nobody holds huggingface_hub's download lock for its
+    blob (``.locks/<repo folder>/<etag>.lock``), so a download running in another process is
+    left alone. ``<etag>.incomplete`` files are kept: older huggingface_hub versions resume them.
+
+    >>> hub_cache = Path.home() / ".cache/huggingface/hub"
+    >>> [p.name for p in remove_stale_downloads("ggerganov/whisper.cpp", hub_cache)]
+    ['60ed5bc3dd14eea856493d334349b405782ddcaf0028d4b5df4088345fba2efe.3f9c2a1b.incomplete']
+    """
+    from filelock import FileLock, Timeout
+    from huggingface_hub.file_download import repo_folder_name
+
+    folder = repo_folder_name(repo_id=repo_id, repo_type="model")
+    blobs = cache_dir / folder / "blobs"
+    try:
+        candidates = sorted(blobs.iterdir())
+    except OSError:  # nothing downloaded from this repo yet
+        return []
+    removed = []
+    for path in candidates:
+        match = _ABANDONED_PARTIAL.fullmatch(path.name)
+        if match is None:
+            continue
+        lock = FileLock(cache_dir / ".locks" / folder / f"{match['etag']}.lock")
+        try:
+            lock.acquire(timeout=0)
+        except (Timeout, OSError):
+            continue  # being downloaded now, or the lock cannot be taken: not ours to judge
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except OSError:
+            continue  # gone already (another process cleaned it), or not ours to delete
+        finally:
+            lock.release()
+        logger.info("removed a partial download a killed process left: %s (%d bytes)", path, size)
+        removed.append(path)
+    return removed
 
 
 def _http_client_errors() -> tuple[type[Exception], ...]:
