@@ -34,7 +34,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from dattavani.errors import ConfigError
+from dattavani.errors import ConfigError, ConversionError
 
 logger = logging.getLogger(__name__)
 
@@ -231,18 +231,25 @@ class DiskCache:
         finally:
             file_lock.release()
 
-    def store(self, key: str, produce: Produce) -> CacheEntry:
+    def store(self, key: str, produce: Produce, *, model: str | None = None) -> CacheEntry:
         """Make the entry for ``key``: ``produce(target)`` writes the GGML file at ``target`` and
         returns metadata fields (model_id, precision, source...). Call with :meth:`lock` held.
 
         Replaces a broken entry. The entry appears only when complete; if ``produce`` fails
         nothing is left behind. Evicts least-recently-used entries past ``max_bytes`` after.
+
+        Raises:
+          ConversionError: ``produce`` raised it. The message names ``model`` (what is being
+            made, e.g. its source folder; ``key`` by default) and the entry's file, not the
+            temporary file ``produce`` was writing; a failed write gives just the system's
+            reason (``File too large``, ``No space left on device``).
         """
         self._remove_stale_work(key)
         work = self.models_dir / ".tmp" / f"{key}.{secrets.token_hex(4)}.new"
         work.mkdir(parents=True)
+        final = self.models_dir / key
+        filename = f"ggml-{key}.bin"
         try:
-            filename = f"ggml-{key}.bin"
             fields = produce(work / filename)
             now = _now()
             metadata = {
@@ -254,10 +261,15 @@ class DiskCache:
                 "last_used": now,
             }
             _write_json(work / METADATA_FILE, metadata)
-            final = self.models_dir / key
             if final.exists():
                 self._discard(final)
             os.replace(work, final)
+        except ConversionError as error:  # from produce: name the entry, not the work folder
+            failed_write = _os_error_behind(error)
+            reason = failed_write.strerror if failed_write and failed_write.strerror else error
+            raise ConversionError(
+                f"cannot make model {model or key!r} at {final / filename}: {reason}"
+            ) from error
         finally:
             if work.exists():
                 shutil.rmtree(work, ignore_errors=True)
@@ -386,6 +398,14 @@ class DiskCache:
 def _work_key(name: str) -> str:
     """The key of a temporary folder named ``<key>.<random>.new`` or ``<key>.<random>.removed``."""
     return name.rsplit(".", 2)[0]
+
+
+def _os_error_behind(error: BaseException) -> OSError | None:
+    """The OSError an error was raised from, directly or through other errors, if any."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__
+    return cause
 
 
 def _folder_bytes(folder: Path) -> int:

@@ -330,7 +330,7 @@ class Resolver:
             logger.info("made %s in %.1f s", key, time.perf_counter() - started)
             return fields
 
-        return _resolved(self.cache.store(key, produce), source)
+        return _resolved(self.cache.store(key, produce, model=str(fields["model_id"])), source)
 
 
 def _resolved(entry: CacheEntry, source: Source) -> ResolvedModel:
