@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dattavani import DeviceError, Transcriber, _core
-from dattavani.devices import select_device
+from dattavani.devices import device_name, device_of_load, select_device
 from speech import words
 
 HAS_GPU = any(d["type"] in ("gpu", "igpu") for d in _core.list_devices())
@@ -58,3 +58,27 @@ def test_gpu_and_cpu_give_the_same_text(tiny_en_ggml: Path, jfk_audio: Path) -> 
     cpu = Transcriber(tiny_en_ggml, device="cpu", threads=4).transcribe(jfk_audio)
     assert gpu.device != "cpu" and cpu.device == "cpu"
     assert words(gpu.text) == words(cpu.text)
+
+
+def test_device_names_are_the_names_results_use() -> None:
+    assert [device_name(s) for s in ("cpu", "CUDA", "cuda:1", " metal ", "vulkan:2")] == [
+        "cpu",
+        "cuda:0",
+        "cuda:1",
+        "metal:0",
+        "vulkan:2",
+    ]
+    for spec in ("auto", "gpu", "cuda:x"):
+        with pytest.raises(DeviceError, match=repr(spec)):
+            device_name(spec)
+
+
+def test_a_load_asking_for_a_gpu_that_is_missing_runs_on_the_cpu() -> None:
+    # whisper.cpp's own rule, which the model cache books memory by.
+    gpus = [d for d in _core.list_devices() if d["type"] in ("gpu", "igpu")]
+    assert device_of_load(use_gpu=False).name == "cpu"
+    assert device_of_load(use_gpu=True, gpu_device=len(gpus)).name == "cpu"
+    first = device_of_load(use_gpu=True, gpu_device=0)
+    assert first.use_gpu == bool(gpus)
+    if gpus:
+        assert first.name == select_device("auto").name and first.memory_free > 0

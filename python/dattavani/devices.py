@@ -49,9 +49,9 @@ def select_device(device: str = "auto") -> DeviceChoice:
         )
     kind, index_text = match.group(1), match.group(2)
     compiled = list(_core.compiled_backends())
-    gpus = [d for d in _core.list_devices() if d["type"] in ("gpu", "igpu")]
+    gpus = _gpus()
     if kind == "cpu":
-        return DeviceChoice("cpu", use_gpu=False, description=_cpu_description())
+        return _cpu_choice()
     if kind == "auto":
         if gpus:
             choice = _gpu_choice(gpus, 0)
@@ -67,7 +67,7 @@ def select_device(device: str = "auto") -> DeviceChoice:
             else f"no GPU of the compiled backends ({', '.join(compiled)}) is present"
         )
         logger.info("device auto: using the CPU: %s", why)
-        return DeviceChoice("cpu", use_gpu=False, description=_cpu_description())
+        return _cpu_choice()
 
     backend = _BACKENDS[kind]
     present = [d for d in gpus if d["backend"] == backend]
@@ -84,6 +84,48 @@ def select_device(device: str = "auto") -> DeviceChoice:
         )
     # whisper.cpp's gpu_device counts GPUs of every backend in registry order.
     return _gpu_choice(gpus, gpus.index(present[index]), name=f"{kind}:{index}")
+
+
+def device_name(spec: str) -> str:
+    """The name results and the model cache give the device ``spec`` names: ``"cuda"`` is
+    ``"cuda:0"``. ``auto`` names no device until it is resolved, so it is refused.
+
+    >>> device_name("CUDA"), device_name("vulkan:1"), device_name("cpu")
+    ('cuda:0', 'vulkan:1', 'cpu')
+    """
+    match = _DEVICE_RE.match(spec.strip().lower())
+    if match is None or match.group(1) == "auto":
+        raise DeviceError(f"not a device name: {spec!r}: use cpu, cuda, cuda:N, metal or vulkan")
+    kind, index = match.group(1), match.group(2) or "0"
+    return "cpu" if kind == "cpu" else f"{kind}:{index}"
+
+
+def device_of_load(use_gpu: bool, gpu_device: int = 0) -> DeviceChoice:
+    """The device ``dattavani._core.Model(path, use_gpu=..., gpu_device=...)`` loads on, with its
+    free memory as the backend reports it now.
+
+    whisper.cpp counts ``gpu_device`` over the GPUs of every backend in registry order, and loads
+    on the CPU when there is no such GPU (a CPU build, or an index past the last GPU).
+
+    >>> device_of_load(use_gpu=False).name
+    'cpu'
+    """
+    if use_gpu:
+        gpus = _gpus()
+        if 0 <= gpu_device < len(gpus):
+            return _gpu_choice(gpus, gpu_device)
+    return _cpu_choice()
+
+
+def _gpus() -> list[dict[str, Any]]:
+    """The GPUs present, of every compiled backend, in ggml's registry order."""
+    from . import _core
+
+    return [d for d in _core.list_devices() if d["type"] in ("gpu", "igpu")]
+
+
+def _cpu_choice() -> DeviceChoice:
+    return DeviceChoice("cpu", use_gpu=False, description=_cpu_description())
 
 
 def _gpu_choice(gpus: list[dict[str, Any]], position: int, name: str = "") -> DeviceChoice:
