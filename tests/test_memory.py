@@ -52,10 +52,17 @@ def test_more_states_cost_more(tiny_en_ggml: Path) -> None:
 
 def test_check_fits_names_both_figures() -> None:
     estimate = MemoryEstimate(weights=3_000_000_000, per_state=500_000_000, states=2)
-    check_fits(estimate, device="cuda:0", free=8_000_000_000, limit=None, what="large-v3")
+    check_fits(estimate, device="cuda:0", available=4_000_000_000, source="x", what="large-v3")
     with pytest.raises(GPUMemoryError) as info:
-        check_fits(estimate, device="cuda:0", free=3_500_000_000, limit=None, what="large-v3")
-    assert "4,000 MB" in str(info.value) and "3,500 MB" in str(info.value)
-    assert "free memory on cuda:0" in str(info.value)
-    with pytest.raises(GPUMemoryError, match="gpu_memory_limit is 2,000 MB"):
-        check_fits(estimate, device="cuda:0", free=8_000_000_000, limit=2_000_000_000, what="x")
+        check_fits(
+            estimate,
+            device="cuda:0",
+            available=3_500_000_000,
+            source="the free memory on cuda:0",
+            what="large-v3",
+        )
+    assert str(info.value).startswith(
+        "large-v3 needs about 4,000 MB on cuda:0 (3,000 MB of weights + 2 x 500 MB per decoder "
+        "state), but the free memory on cuda:0 leaves it 3,500 MB."
+    )
+    assert "fallback_to_cpu" in str(info.value)

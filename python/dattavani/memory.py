@@ -60,16 +60,19 @@ def estimate_memory(
 
 
 def check_fits(
-    estimate: MemoryEstimate, *, device: str, free: int, limit: int | None, what: str
+    estimate: MemoryEstimate, *, device: str, available: int, source: str, what: str
 ) -> None:
-    """Raise GPUMemoryError when ``estimate`` exceeds the device's free memory or the limit."""
-    budget = min(free, limit) if limit else free
-    if estimate.total > budget:
-        source = "gpu_memory_limit" if limit and limit < free else f"free memory on {device}"
+    """Raise GPUMemoryError naming both figures when ``estimate`` needs more than ``available``
+    bytes, the most ``device`` can give a new model; ``source`` says what sets that figure.
+
+    The message reads e.g. "large-v3 needs about 4,000 MB on cuda:0 (3,000 MB of weights + 2 x
+    500 MB per decoder state), but the gpu_memory_limit leaves it 2,000 MB. Use fewer workers...".
+    """
+    if estimate.total > available:
         raise GPUMemoryError(
             f"{what} needs about {estimate.total / MB:,.0f} MB on {device} "
             f"({estimate.weights / MB:,.0f} MB of weights + {estimate.states} x "
-            f"{estimate.per_state / MB:,.0f} MB per decoder state), but the {source} is "
-            f"{budget / MB:,.0f} MB. Use fewer workers, a smaller or quantized model, "
+            f"{estimate.per_state / MB:,.0f} MB per decoder state), but {source} leaves it "
+            f"{max(available, 0) / MB:,.0f} MB. Use fewer workers, a smaller or quantized model, "
             "or set fallback_to_cpu = true in [native_models]."
         )

@@ -103,8 +103,6 @@ class Transcriber:
         self.resolved = resolve_model(model, cache_dir=cache_dir, offline=offline)
         self.model_name = str(self.resolved.model_id or Path(self.resolved.path).name)
         self._cache = model_cache if model_cache is not None else default_model_cache()
-        if self.device.use_gpu:
-            self.device = self._check_gpu_memory(workers, flash_attn is not False)
         self._load_kwargs: dict[str, Any] = {
             "use_gpu": self.device.use_gpu,
             "gpu_device": self.device.gpu_device,
@@ -114,7 +112,7 @@ class Transcriber:
         self._leases: dict[bool, ModelLease] = {}
         self._lock = threading.Lock()
         started = time.perf_counter()
-        native = self._native(dtw=False)
+        native = self._load_or_fall_back()
         logger.info(
             "model %s (%s, %s, from %s) ready on %s in %.3f s",
             self.model_name,
@@ -125,43 +123,27 @@ class Transcriber:
             time.perf_counter() - started,
         )
 
-    def _check_gpu_memory(self, workers: int, flash_attn: bool) -> DeviceChoice:
-        """The device to load on, after comparing the model's estimated needs with the GPU's free
-        memory and ``[native_models] gpu_memory_limit``: too little raises GPUMemoryError, or
-        moves to the CPU with a warning when ``fallback_to_cpu`` is set. Idle models in the
-        in-process cache are freed first to make room."""
+    def _load_or_fall_back(self) -> _core.Model:
+        """The model, loaded through the cache, which checks that it fits its device (freeing
+        idle models to make room); one that does not fit on a GPU runs on the CPU, with a
+        warning, when ``[native_models] fallback_to_cpu`` is set."""
         from .config import load_config
         from .errors import GPUMemoryError
-        from .memory import check_fits, estimate_memory
 
-        settings = load_config().native_models
-        estimate = estimate_memory(self.resolved.path, states=workers, flash_attn=flash_attn)
-        device = self.device
-        for attempt in range(2):
-            try:
-                check_fits(
-                    estimate,
-                    device=device.name,
-                    free=device.memory_free,
-                    limit=settings.gpu_memory_limit,
-                    what=self.model_name,
-                )
-                return device
-            except GPUMemoryError:
-                if attempt == 0 and len(self._cache):
-                    self._cache.clear()
-                    device = select_device(device.name)  # free memory read again
-                    continue
-                if not settings.fallback_to_cpu:
-                    raise
-                logger.warning(
-                    "%s does not fit on %s; running on the CPU (fallback_to_cpu)",
-                    self.model_name,
-                    device.name,
-                    exc_info=True,
-                )
-                return select_device("cpu")
-        return device
+        try:
+            return self._native(dtw=False)
+        except GPUMemoryError:
+            if not self.device.use_gpu or not load_config().native_models.fallback_to_cpu:
+                raise
+            logger.warning(
+                "%s does not fit on %s; running on the CPU (fallback_to_cpu)",
+                self.model_name,
+                self.device.name,
+                exc_info=True,
+            )
+        self.device = select_device("cpu")
+        self._load_kwargs.update(use_gpu=False, gpu_device=0)
+        return self._native(dtw=False)
 
     def _native(self, *, dtw: bool) -> _core.Model:
         """The loaded model; with ``dtw``, a load of the same weights with DTW alignment.

@@ -4,6 +4,13 @@ Two Transcribers of the same model file (and the same load options) share one lo
 ``dattavani._core.Model``. The cache keeps at most ``max_models`` of them; past that the least
 recently used one that nobody holds is freed. A model is held through a :class:`ModelLease` and
 is never freed while a lease on it is open, however full the cache is.
+
+The cache also keeps an account of device memory: each model is booked, on the device it loads
+on, at what :func:`dattavani.memory.estimate_memory` says it takes. Before a load the model must
+fit that device's budgets: on a GPU its free memory and ``[native_models] gpu_memory_limit``; on
+any device the cache's own ``memory_limit`` for it. Idle models on that device are freed, least
+recently used first, to make room; when even that would not do, :class:`GPUMemoryError` names
+what the model needs and what it could have.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -19,9 +27,20 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dattavani import _core
+    from dattavani.devices import DeviceChoice
+    from dattavani.memory import MemoryEstimate
 
 #: ``(resolved path, size, mtime, sorted load options)``: a rewritten file loads afresh.
 _Key = tuple[str, int, int, tuple[tuple[str, Any], ...]]
+
+#: ``dattavani._core.Model``'s defaults for the load options the memory estimate depends on.
+_NATIVE_DEFAULTS: dict[str, Any] = {
+    "use_gpu": True,
+    "gpu_device": 0,
+    "flash_attn": True,
+    "max_states": 4,
+    "dtw": False,
+}
 
 
 @dataclass
@@ -30,6 +49,8 @@ class _Slot:
 
     path: str
     load_kwargs: dict[str, Any]
+    device: str
+    memory: int  # estimated bytes on ``device``, booked from before the load starts
     refs: int = 0
     model: _core.Model | None = None
     error: BaseException | None = None
@@ -44,6 +65,8 @@ class CachedModelInfo:
     load_kwargs: dict[str, Any]
     refs: int
     loaded: bool
+    device: str  #: where it is loaded, e.g. ``"cpu"`` or ``"cuda:0"``
+    memory: int  #: the estimated bytes it takes there
 
 
 class ModelLease:
@@ -78,19 +101,34 @@ class ModelLease:
 
 
 class ModelCache:
-    """Thread-safe LRU cache of loaded models, reference-counted.
+    """Thread-safe LRU cache of loaded models, reference-counted, with a device-memory account.
 
-    >>> cache = ModelCache(max_models=2)
+    ``memory_limit`` caps the estimated bytes the cache's models may take on a device, by device
+    name (``{"cpu": 2_000_000_000, "cuda:0": 6_000_000_000}``; ``"cuda"`` means ``"cuda:0"``).
+
+    >>> cache = ModelCache(max_models=2, memory_limit={"cuda:0": 6_000_000_000})
     >>> with cache.acquire("ggml-tiny.en.bin", use_gpu=False) as lease:   # doctest: +SKIP
     ...     lease.model.transcribe(samples, options)
+    >>> cache.memory_in_use()                                            # doctest: +SKIP
+    {'cpu': 653469632}
     """
 
-    def __init__(self, max_models: int = 2) -> None:
-        if max_models < 1:
-            from dattavani.errors import OptionsError
+    def __init__(
+        self, max_models: int = 2, *, memory_limit: Mapping[str, int] | None = None
+    ) -> None:
+        from dattavani.devices import device_name
+        from dattavani.errors import OptionsError
 
+        if max_models < 1:
             raise OptionsError(f"max_models must be at least 1, got {max_models}")
         self.max_models = max_models
+        self.memory_limit: dict[str, int] = {}
+        for name, limit in (memory_limit or {}).items():
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise OptionsError(
+                    f"memory_limit[{name!r}] must be a number of bytes >= 1, got {limit!r}"
+                )
+            self.memory_limit[device_name(name)] = limit
         self._lock = threading.Lock()
         self._slots: OrderedDict[_Key, _Slot] = OrderedDict()
 
@@ -100,6 +138,8 @@ class ModelCache:
 
         Threads asking for the same model at once wait for one load. A failed load is not
         cached: its error is raised to every thread waiting on it, and the next call tries again.
+        A model that is not cached must fit its device first (see the module's docs): idle models
+        there are freed to make room, or :class:`~dattavani.errors.GPUMemoryError` is raised.
         """
         resolved = Path(path).resolve()
         try:
@@ -115,12 +155,16 @@ class ModelCache:
             tuple(sorted(load_kwargs.items())),
         )
         with self._lock:
-            slot = self._slots.get(key)
-            loads = slot is None
-            if slot is None:
-                slot = self._slots[key] = _Slot(str(resolved), dict(load_kwargs))
-            slot.refs += 1
-            self._slots.move_to_end(key)
+            slot = self._hold(key)
+        loads = False
+        if slot is None:
+            # Read the file's sizes outside the lock; another thread may book the model meanwhile.
+            estimate, model_limit = _needs(resolved, load_kwargs)
+            with self._lock:
+                slot = self._hold(key)
+                if slot is None:
+                    slot = self._book(key, load_kwargs, estimate, model_limit)
+                    loads = True
         if loads:
             self._load(key, slot)
         else:
@@ -131,6 +175,86 @@ class ModelCache:
             raise slot.error
         assert slot.model is not None
         return ModelLease(self, key, slot.model)
+
+    def _hold(self, key: _Key) -> _Slot | None:
+        """The cached (or loading) model of ``key``, held once more and made the most recently
+        used; None when it is not cached (lock held)."""
+        slot = self._slots.get(key)
+        if slot is not None:
+            slot.refs += 1
+            self._slots.move_to_end(key)
+        return slot
+
+    def _book(
+        self,
+        key: _Key,
+        load_kwargs: dict[str, Any],
+        estimate: MemoryEstimate,
+        model_limit: int | None,
+    ) -> _Slot:
+        """Make room for a model on the device it will load on and book it there, held once and
+        not loaded yet (lock held). The device's free memory is read here, under the lock, so
+        loads booked by other threads are counted once: by their booking."""
+        from dattavani.devices import device_of_load
+
+        options = {**_NATIVE_DEFAULTS, **load_kwargs}
+        device = device_of_load(bool(options["use_gpu"]), int(options["gpu_device"]))
+        self._make_room(device, estimate, model_limit if device.use_gpu else None, key[0])
+        slot = _Slot(key[0], dict(load_kwargs), device.name, estimate.total, refs=1)
+        self._slots[key] = slot
+        return slot
+
+    def _make_room(
+        self, device: DeviceChoice, estimate: MemoryEstimate, model_limit: int | None, what: str
+    ) -> None:
+        """Free idle models on ``device``, least recently used first, until ``estimate`` fits
+        every budget there (lock held). When freeing all of them would still not do, raise
+        GPUMemoryError and free nothing: models in use are never freed."""
+        from dattavani.memory import MB, check_fits
+
+        here = [(k, s) for k, s in self._slots.items() if s.device == device.name]
+        idle = self._idle(device.name)
+        reclaimable = sum(s.memory for _, s in idle)
+        held = sum(s.memory for _, s in here) - reclaimable
+        # (bytes a new model may take now, whether freeing idle models adds to it, what sets it)
+        budgets: list[tuple[int, bool, str]] = []
+        if model_limit is not None:  # a cap on each model: freeing others does not help
+            budgets.append((model_limit, False, "the gpu_memory_limit"))
+        if device.use_gpu:
+            # Models still loading have not taken all of theirs yet; loaded ones have.
+            loading = sum(s.memory for _, s in here if s.model is None)
+            freed = ", once idle cached models are freed," if reclaimable else ""
+            budgets.append(
+                (device.memory_free - loading, True, f"the free memory on {device.name}{freed}")
+            )
+        limit = self.memory_limit.get(device.name)
+        if limit is not None:
+            budgets.append(
+                (
+                    limit - held - reclaimable,
+                    True,
+                    f"this cache's memory_limit of {limit / MB:,.0f} MB for {device.name}, "
+                    f"of which models in use hold {held / MB:,.0f} MB,",
+                )
+            )
+        for room, frees, source in budgets:
+            available = room + reclaimable if frees else room
+            check_fits(estimate, device=device.name, available=available, source=source, what=what)
+        shortfall = max((estimate.total - room for room, frees, _ in budgets if frees), default=0)
+        for key, slot in idle:
+            if shortfall <= 0:
+                break
+            del self._slots[key]
+            shortfall -= slot.memory
+
+    def _idle(self, device: str | None = None) -> list[tuple[_Key, _Slot]]:
+        """Loaded models nobody holds (on ``device``, or anywhere), least recently used first
+        (lock held)."""
+        return [
+            (k, s)
+            for k, s in self._slots.items()
+            if s.refs == 0 and s.model is not None and device in (None, s.device)
+        ]
 
     def _load(self, key: _Key, slot: _Slot) -> None:
         from dattavani import _core
@@ -156,28 +280,37 @@ class ModelCache:
 
     def _evict(self) -> None:
         """Free least-recently-used unheld models past ``max_models`` (lock held)."""
-        loaded = [k for k, s in self._slots.items() if s.model is not None]
-        excess = len(loaded) - self.max_models
-        for key in loaded:
-            if excess <= 0:
-                break
-            if self._slots[key].refs == 0:
-                del self._slots[key]
-                excess -= 1
+        excess = sum(1 for s in self._slots.values() if s.model is not None) - self.max_models
+        for key, _ in self._idle()[: max(excess, 0)]:
+            del self._slots[key]
 
     def clear(self) -> None:
         """Free every model nobody holds."""
         with self._lock:
-            for key in [k for k, s in self._slots.items() if s.refs == 0 and s.ready.is_set()]:
+            for key, _ in self._idle():
                 del self._slots[key]
 
     def info(self) -> list[CachedModelInfo]:
         """The models in the cache, least recently used first."""
         with self._lock:
             return [
-                CachedModelInfo(s.path, dict(s.load_kwargs), s.refs, s.model is not None)
+                CachedModelInfo(
+                    s.path, dict(s.load_kwargs), s.refs, s.model is not None, s.device, s.memory
+                )
                 for s in self._slots.values()
             ]
+
+    def memory_in_use(self) -> dict[str, int]:
+        """Estimated bytes the cached models take, by device (models being loaded included).
+
+        >>> default_model_cache().memory_in_use()                          # doctest: +SKIP
+        {'cpu': 653469632, 'cuda:0': 1630939136}
+        """
+        with self._lock:
+            account: dict[str, int] = {}
+            for s in self._slots.values():
+                account[s.device] = account.get(s.device, 0) + s.memory
+            return account
 
     def __len__(self) -> int:
         with self._lock:
@@ -186,6 +319,23 @@ class ModelCache:
     def __bool__(self) -> bool:
         # An empty cache is still a cache: `cache or default_model_cache()` must keep it.
         return True
+
+
+def _needs(path: Path, load_kwargs: Mapping[str, Any]) -> tuple[MemoryEstimate, int | None]:
+    """What loading ``path`` with ``load_kwargs`` takes, estimated from the file, and the
+    ``gpu_memory_limit`` of the config (which caps each model on a GPU)."""
+    from dattavani.config import load_config
+    from dattavani.memory import estimate_memory
+
+    options = {**_NATIVE_DEFAULTS, **load_kwargs}
+    estimate = estimate_memory(
+        path,
+        states=int(options["max_states"]),
+        # whisper.cpp's DTW needs the attention weights, so a DTW load runs without flash attention.
+        flash_attn=bool(options["flash_attn"]) and not options["dtw"],
+    )
+    model_limit = load_config().native_models.gpu_memory_limit if options["use_gpu"] else None
+    return estimate, model_limit
 
 
 _default: ModelCache | None = None
