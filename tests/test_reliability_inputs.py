@@ -10,6 +10,7 @@ for word after all of it. docs/reliability.md lists the table.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ import dattavani
 from dattavani import AudioError, ModelLoadError, OptionsError, Transcriber, _core, load_audio
 from dattavani.convert.ggml_writer import GgmlTensorInfo, read_ggml
 from speech import JFK_WORDS, word_error_rate, words
-from test_audio import jfk_at, tone_pcm, wav_bytes, write_jfk
+from test_audio import encode, jfk_at, tone_pcm, wav_bytes, write_jfk
 
 # ---------------------------------------------------------------------------------------------
 # Audio
@@ -70,6 +71,21 @@ def no_channels_wav() -> bytes:
     return data[:22] + struct.pack("<H", 0) + data[24:]  # the fmt chunk's channel count
 
 
+def near_float32_max_wav(wav: bytes) -> bytes:
+    """jfk, mono at 44.1 kHz, its peak at the float32 maximum: every sample is finite, but the
+    resampler's filter overshoots past the maximum into infinity (fuzzing finding 7)."""
+    stereo, rate = soundfile.read(io.BytesIO(wav), dtype="float32")
+    mono = stereo.mean(axis=1)
+    return float_wav(mono / np.abs(mono).max() * np.finfo(np.float32).max, rate)
+
+
+def unknown_codec_wav(wav: bytes) -> bytes:
+    """A WAV whose format tag (0x1234) no decoder knows: libsndfile refuses it, FFmpeg opens the
+    container but has no codec for the stream (fuzzing finding 8)."""
+    fmt = wav.index(b"fmt ") + 8
+    return wav[:fmt] + struct.pack("<H", 0x1234) + wav[fmt + 2 :]
+
+
 # name -> (makes the file from the encoded jfk files, the reason the message must give)
 BAD_AUDIO_FILES: dict[str, tuple[Callable[[dict[str, bytes]], bytes], str]] = {
     "empty file": (lambda _: b"", r"is empty \(0 bytes\)"),
@@ -95,6 +111,14 @@ BAD_AUDIO_FILES: dict[str, tuple[Callable[[dict[str, bytes]], bytes], str]] = {
     "float WAV with infinity": (
         lambda _: float_wav(np.array([0.0, np.inf, -np.inf] * 100, np.float32)),
         "NaN or infinite samples",
+    ),
+    "float WAV near the float32 maximum": (
+        lambda f: near_float32_max_wav(f["wav"]),
+        "NaN or infinite samples",
+    ),
+    "WAV of an unknown codec": (
+        lambda f: unknown_codec_wav(f["wav"]),
+        r"its audio codec \(unknown\) cannot be decoded",
     ),
 }
 
@@ -200,6 +224,23 @@ def test_six_channel_file_is_downmixed(transcriber, jfk_audio: Path, tmp_path: P
     soundfile.write(path, channels, 48000, subtype="PCM_24")
     assert soundfile.info(path).channels == 6
     assert close_to_jfk(transcriber.transcribe(path).text)
+
+
+def test_a_stream_that_changes_layout_and_rate_part_way_is_decoded_whole(
+    transcriber, jfk_audio: Path, tmp_path: Path
+) -> None:
+    # Two AAC streams joined (fuzzing finding 11): FFmpeg decodes the second half as mono at
+    # 48 kHz after stereo at 44.1 kHz. PyAV's resampler refused the change (or passed it
+    # through, failing when the blocks were joined), and read the second half at the first rate.
+    halves = []
+    for rate, layout, part in ((44100, "stereo", 0), (48000, "mono", 1)):
+        samples = jfk_at(jfk_audio, rate, layout)
+        half = samples[: len(samples) // 2] if part == 0 else samples[len(samples) // 2 :]
+        halves.append(encode(half, rate, tmp_path / f"half{part}.aac", "adts", "aac").read_bytes())
+    path = write(tmp_path, "joined.aac", b"".join(halves))
+    audio = load_audio(path)
+    assert abs(len(audio) / 16000 - len(load_audio(jfk_audio)) / 16000) < 0.1
+    assert close_to_jfk(transcriber.transcribe(audio).text)
 
 
 # Runs in a child that becomes "nobody" when it is root (root reads any file whatever its mode),

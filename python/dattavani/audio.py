@@ -515,9 +515,7 @@ def _pyav_decoder(source: _Input, name: str) -> Iterator[_Decoder]:
         decoder = _Decoder(sample_rate, context.layout.nb_channels, declared, iter(()))
 
         def blocks() -> Iterator[npt.NDArray[np.float32]]:
-            # Converts every frame to planar float at the stream's first layout and rate, so a
-            # mid-stream format change still gives blocks of one shape.
-            converter = av.AudioResampler(format="fltp", layout=context.layout, rate=sample_rate)
+            converter = _FrameConverter(context.layout, sample_rate)
             pending: list[npt.NDArray[Any]] = []
             pending_frames = 0
             skipped = 0
@@ -531,7 +529,7 @@ def _pyav_decoder(source: _Input, name: str) -> Iterator[_Decoder]:
                     decoder.problems.append(f"reading stopped: {_ffmpeg_reason(exc)}")
                     break
                 try:
-                    frames = [out for frame in packet.decode() for out in converter.resample(frame)]
+                    frames = [out for frame in packet.decode() for out in converter.convert(frame)]
                 except av.FFmpegError:
                     skipped += 1  # a damaged packet: FFmpeg's own tools skip it too
                     continue
@@ -541,7 +539,7 @@ def _pyav_decoder(source: _Input, name: str) -> Iterator[_Decoder]:
                 if pending_frames >= _BLOCK_FRAMES:
                     yield np.concatenate(pending, axis=1).T
                     pending, pending_frames = [], 0
-            pending.extend(frame.to_ndarray() for frame in converter.resample(None))
+            pending.extend(frame.to_ndarray() for frame in converter.flush())
             if pending:
                 yield np.concatenate(pending, axis=1).T
             if skipped:
@@ -549,6 +547,41 @@ def _pyav_decoder(source: _Input, name: str) -> Iterator[_Decoder]:
 
         decoder.blocks = blocks()
         yield decoder
+
+
+class _FrameConverter:
+    """Converts decoded frames to planar float at one layout and rate, whatever each frame holds.
+
+    A stream's frames can change format, layout or rate part-way (damage, concatenated files, a
+    stream header that disagrees with its packets). PyAV's ``AudioResampler`` takes its input
+    format from the first frame and refuses any other frame with a ValueError, or passes it
+    through unchanged when the first one needed no conversion. So each run of frames alike gets
+    a resampler of its own, flushed when the next run starts.
+    """
+
+    def __init__(self, layout: Any, rate: int) -> None:
+        self._layout = layout
+        self._rate = rate
+        self._input: tuple[str, str, int] | None = None
+        self._resampler: Any = None
+
+    def convert(self, frame: Any) -> list[Any]:
+        """The converted frames that are ready, ``frame``'s and any the last run left."""
+        import av
+
+        kind = (frame.format.name, frame.layout.name, frame.sample_rate)
+        ready = []
+        if kind != self._input:
+            ready = self.flush()
+            self._resampler = av.AudioResampler(format="fltp", layout=self._layout, rate=self._rate)
+            self._input = kind
+        ready.extend(self._resampler.resample(frame))
+        return ready
+
+    def flush(self) -> list[Any]:
+        """The frames still held for the current run; the next frame starts a new one."""
+        resampler, self._resampler, self._input = self._resampler, None, None
+        return resampler.resample(None) if resampler is not None else []
 
 
 def _ffmpeg_reason(exc: Exception) -> str:
