@@ -229,14 +229,10 @@ class ModelCache:
             )
         limit = self.memory_limit.get(device.name)
         if limit is not None:
-            budgets.append(
-                (
-                    limit - held - reclaimable,
-                    True,
-                    f"this cache's memory_limit of {limit / MB:,.0f} MB for {device.name}, "
-                    f"of which models in use hold {held / MB:,.0f} MB,",
-                )
-            )
+            source = f"this cache's memory_limit of {limit / MB:,.0f} MB for {device.name}"
+            if held:
+                source += f", of which models in use hold {held / MB:,.0f} MB,"
+            budgets.append((limit - held - reclaimable, True, source))
         for room, frees, source in budgets:
             available = room + reclaimable if frees else room
             check_fits(estimate, device=device.name, available=available, source=source, what=what)
