@@ -279,6 +279,10 @@ def test_unreadable_audio_and_model_files(tiny_en_ggml: Path, encoded) -> None:
         secret_model = write(Path(folder), "secret.bin", tiny_en_ggml.read_bytes()[:100_000])
         for path in (secret_audio, secret_model):
             path.chmod(0o000)
+        # A service that drops privileges but keeps root's config folder, which it cannot enter:
+        # the config lookup in every Transcriber() raised PermissionError (finding 10).
+        root_only_config = Path(folder) / "root-only-config"
+        root_only_config.mkdir(mode=0o700)
         child = subprocess.run(
             [
                 sys.executable,
@@ -291,10 +295,16 @@ def test_unreadable_audio_and_model_files(tiny_en_ggml: Path, encoded) -> None:
             capture_output=True,
             text=True,
             timeout=300,
-            # nobody's own home: the config lookup must not look in root's.
-            env={**os.environ, "HOME": folder, "XDG_CONFIG_HOME": folder, "XDG_CACHE_HOME": folder},
+            env={
+                **os.environ,
+                "HOME": folder,
+                "XDG_CONFIG_HOME": str(root_only_config),
+                "XDG_CACHE_HOME": folder,
+            },
         )
     assert child.returncode == 0, child.stderr[-3000:]
+    if os.geteuid() == 0:
+        assert f"cannot look for {root_only_config}/dattavani/dattavani.toml: " in child.stderr
     report = json.loads(child.stdout.splitlines()[-1])
     assert report["transcribe"] == f"{secret_audio}: cannot be read: Permission denied"
     assert report["core_model"] == (
