@@ -43,13 +43,16 @@ def transcriber(tiny_en_ggml: Path) -> Transcriber:
 
 @pytest.fixture(scope="module")
 def encoded(jfk_audio: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    """jfk as real WAV, MP3, FLAC and M4A files, 44.1 kHz stereo, by real encoders."""
+    """jfk as real WAV, MP3, FLAC, M4A and Matroska (PCM) files, 44.1 kHz stereo, by real
+    encoders."""
     folder = tmp_path_factory.mktemp("jfk-encoded")
     samples = jfk_at(jfk_audio, 44100, "stereo")
-    return {
+    files = {
         fmt: write_jfk(samples, 44100, folder / f"jfk.{fmt}", fmt).read_bytes()
         for fmt in ("wav", "mp3", "flac", "m4a")
     }
+    mkv = encode(samples, 44100, folder / "jfk.mkv", "matroska", "pcm_s16le")
+    return {**files, "mkv": mkv.read_bytes()}
 
 
 def write(folder: Path, name: str, data: bytes) -> Path:
@@ -77,6 +80,13 @@ def near_float32_max_wav(wav: bytes) -> bytes:
     stereo, rate = soundfile.read(io.BytesIO(wav), dtype="float32")
     mono = stereo.mean(axis=1)
     return float_wav(mono / np.abs(mono).max() * np.finfo(np.float32).max, rate)
+
+
+def mkv_claiming_channels(mkv: bytes, channels: int) -> bytes:
+    """A Matroska file whose track header claims ``channels`` (more than FFmpeg's resampler
+    takes): its PCM then decodes as frames FFmpeg cannot convert (fuzzing finding 12)."""
+    at = mkv.index(b"\x9f\x81\x02")  # the Channels element: ID 0x9F, 1-byte size, stereo
+    return mkv[: at + 2] + bytes([channels]) + mkv[at + 3 :]
 
 
 def unknown_codec_wav(wav: bytes) -> bytes:
@@ -116,6 +126,11 @@ BAD_AUDIO_FILES: dict[str, tuple[Callable[[dict[str, bytes]], bytes], str]] = {
         lambda f: near_float32_max_wav(f["wav"]),
         "NaN or infinite samples",
     ),
+    "Matroska header claiming 200 channels": (
+        lambda f: mkv_claiming_channels(f["mkv"], 200),
+        r"no audio decodes \(decoding stopped: FFmpeg cannot convert its audio "
+        r"\(200 channels, s16, 44100 Hz\): ",
+    ),
     "WAV of an unknown codec": (
         lambda f: unknown_codec_wav(f["wav"]),
         r"its audio codec \(unknown\) cannot be decoded",
@@ -126,8 +141,8 @@ BAD_AUDIO_FILES: dict[str, tuple[Callable[[dict[str, bytes]], bytes], str]] = {
 @pytest.mark.parametrize("case", BAD_AUDIO_FILES)
 def test_bad_audio_file(transcriber, encoded, tmp_path: Path, case: str) -> None:
     make, reason = BAD_AUDIO_FILES[case]
-    suffix = {"MP3": ".mp3", "FLAC": ".flac", "M4A": ".m4a"}.get(case.split()[0], ".wav")
-    path = write(tmp_path, f"input{suffix}", make(encoded))
+    suffixes = {"MP3": ".mp3", "FLAC": ".flac", "M4A": ".m4a", "Matroska": ".mkv"}
+    path = write(tmp_path, "input" + suffixes.get(case.split()[0], ".wav"), make(encoded))
     with pytest.raises(AudioError, match=reason) as error:
         transcriber.transcribe(path)
     assert str(path) in str(error.value)

@@ -529,17 +529,25 @@ def _pyav_decoder(source: _Input, name: str) -> Iterator[_Decoder]:
                     decoder.problems.append(f"reading stopped: {_ffmpeg_reason(exc)}")
                     break
                 try:
-                    frames = [out for frame in packet.decode() for out in converter.convert(frame)]
+                    decoded = packet.decode()
                 except av.FFmpegError:
                     skipped += 1  # a damaged packet: FFmpeg's own tools skip it too
                     continue
+                try:
+                    frames = [out for frame in decoded for out in converter.convert(frame)]
+                except _DecodeError as exc:
+                    decoder.problems.append(f"decoding stopped: {exc}")
+                    break
                 for frame in frames:
                     pending.append(frame.to_ndarray())
                     pending_frames += frame.samples
                 if pending_frames >= _BLOCK_FRAMES:
                     yield np.concatenate(pending, axis=1).T
                     pending, pending_frames = [], 0
-            pending.extend(frame.to_ndarray() for frame in converter.flush())
+            try:
+                pending.extend(frame.to_ndarray() for frame in converter.flush())
+            except _DecodeError as exc:
+                decoder.problems.append(f"decoding stopped: {exc}")
             if pending:
                 yield np.concatenate(pending, axis=1).T
             if skipped:
@@ -557,6 +565,8 @@ class _FrameConverter:
     format from the first frame and refuses any other frame with a ValueError, or passes it
     through unchanged when the first one needed no conversion. So each run of frames alike gets
     a resampler of its own, flushed when the next run starts.
+
+    A frame FFmpeg cannot convert (more channels than its resampler takes) raises _DecodeError.
     """
 
     def __init__(self, layout: Any, rate: int) -> None:
@@ -575,13 +585,27 @@ class _FrameConverter:
             ready = self.flush()
             self._resampler = av.AudioResampler(format="fltp", layout=self._layout, rate=self._rate)
             self._input = kind
-        ready.extend(self._resampler.resample(frame))
+        ready.extend(self._resample(frame))
         return ready
 
     def flush(self) -> list[Any]:
         """The frames still held for the current run; the next frame starts a new one."""
-        resampler, self._resampler, self._input = self._resampler, None, None
-        return resampler.resample(None) if resampler is not None else []
+        ready = self._resample(None) if self._resampler is not None else []
+        self._resampler = self._input = None
+        return ready
+
+    def _resample(self, frame: Any) -> list[Any]:
+        import av
+
+        try:
+            return list(self._resampler.resample(frame))
+        except av.FFmpegError as exc:
+            sample_format, layout, rate = self._input or ("?", "?", 0)
+            self._resampler = self._input = None  # nothing more to flush from it
+            raise _DecodeError(
+                f"FFmpeg cannot convert its audio ({layout}, {sample_format}, {rate} Hz): "
+                f"{_ffmpeg_reason(exc)}"
+            ) from exc
 
 
 def _ffmpeg_reason(exc: Exception) -> str:
