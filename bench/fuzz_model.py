@@ -7,7 +7,7 @@ before whisper.cpp reads it. The code is compiled here with clang and
 ``-fsanitize=address,fuzzer-no-link`` into a small library (with ggml's type tables from the
 module's build folder), so libFuzzer is guided by the C++ parser's own branches and ASan stops
 at any bad memory access. Inputs are edits of a small but complete whisper model (4-wide, one
-layer, 830 kB): int32 values written over its header fields, mel and vocabulary sizes, tensor
+layer, 485 kB): int32 values written over its header fields, mel and vocabulary sizes, tensor
 headers and names, and an optional cut, so that the search spends its time on the structure
 rather than on the weights. A file the check accepts must then load in ``dattavani._core.Model``
 (the real whisper.cpp loader).
@@ -126,7 +126,7 @@ def mini_hparams(
         "n_audio_state": n_state,
         "n_audio_head": n_head,
         "n_audio_layer": n_layer,
-        "n_text_ctx": n_ctx,
+        "n_text_ctx": max(n_ctx, 16),  # the least the check accepts (whisper.cpp's token batch)
         "n_text_state": n_state,
         "n_text_head": n_head,
         "n_text_layer": n_layer,
