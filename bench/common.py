@@ -12,6 +12,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -237,6 +239,33 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float,
     if done.returncode != 0:
         sys.exit(f"{command[0]} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return elapsed, done.stdout + done.stderr
+
+
+# A nice-19 busy loop pinned to one CPU: the neighbour every server has. It ends by itself after
+# argv[2] seconds, should the bench die without stopping it.
+BURNER = """
+import os, sys, time
+os.nice(19)
+os.sched_setaffinity(0, {int(sys.argv[1])})
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    pass
+"""
+
+
+@contextmanager
+def background_load(cpus: int, max_seconds: float = 4 * 3600) -> Iterator[list[int]]:
+    """Run :data:`BURNER` on each of the last ``cpus`` CPUs while the block runs; their pids."""
+    last = sorted(os.sched_getaffinity(0))[-cpus:] if cpus else []
+    burners = [
+        subprocess.Popen([sys.executable, "-c", BURNER, str(cpu), str(max_seconds)]) for cpu in last
+    ]
+    try:
+        yield [b.pid for b in burners]
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
 
 
 def median(values: list[float]) -> float:

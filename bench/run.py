@@ -60,16 +60,6 @@ DECODINGS = {"greedy": 1, "beam 5": 5}
 # Other processes using this many CPUs or more during a job disturb it (with --wait-quiet).
 QUIET_CPUS = 0.15
 RETRIES = 3
-# Ceiling on the background burner's life, should this process die without stopping it.
-BURNER_MAX_SECONDS = 4 * 3600
-BURNER = """
-import os, sys, time
-os.nice(19)
-os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
-end = time.monotonic() + float(sys.argv[1])
-while time.monotonic() < end:
-    pass
-"""
 
 
 @dataclass(frozen=True)
@@ -575,11 +565,8 @@ def main() -> None:
         "command": shlex.join(["python", "bench/run.py", *sys.argv[1:]]),
     }
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `finally` runs
-    burner = None
-    if args.background_load:
-        burner = subprocess.Popen([sys.executable, "-c", BURNER, str(BURNER_MAX_SECONDS)])
-    bench = Bench(args, burner.pid if burner else None)
-    try:
+    with common.background_load(1 if args.background_load else 0) as burners:
+        bench = Bench(args, burners[0] if burners else None)
         print("warm-up round (jfk, greedy; not counted)", file=sys.stderr)
         for model in args.models:
             for name in args.engines:
@@ -591,10 +578,6 @@ def main() -> None:
                 bench.load(repeat, ENGINES[name], model)
             else:
                 bench.transcribe(repeat, ENGINES[name], model, clip, decoding)
-    finally:
-        if burner is not None:
-            burner.kill()
-            burner.wait()
     print(report(args, bench, info, args.repeat))
 
 
