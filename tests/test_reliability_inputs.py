@@ -229,15 +229,41 @@ def test_integer_and_two_dimensional_float64_arrays_are_converted(transcriber, j
     np.testing.assert_allclose(load_audio(stereo), mono / 2, atol=1e-7)
 
 
-def test_six_channel_file_is_downmixed(transcriber, jfk_audio: Path, tmp_path: Path) -> None:
-    # 5.1 as films carry speech: dialogue on the centre channel, quiet noise on the others.
+def surround(jfk_audio: Path, channels: int) -> np.ndarray:
+    """jfk as films carry speech: dialogue on the centre channel (the third in 5.1 and 7.1),
+    quiet noise on the others; (frames, channels) float32 at 48 kHz."""
     speech = load_audio(jfk_audio, sample_rate=48000)
-    rng = np.random.default_rng(6)
-    channels = rng.uniform(-0.003, 0.003, (len(speech), 6)).astype(np.float32)
-    channels[:, 2] = speech
+    rng = np.random.default_rng(channels)
+    samples = rng.uniform(-0.003, 0.003, (len(speech), channels)).astype(np.float32)
+    samples[:, 2] = speech
+    return samples
+
+
+def test_six_channel_file_is_downmixed(transcriber, jfk_audio: Path, tmp_path: Path) -> None:
     path = tmp_path / "surround.wav"
-    soundfile.write(path, channels, 48000, subtype="PCM_24")
+    soundfile.write(path, surround(jfk_audio, 6), 48000, subtype="PCM_24")
     assert soundfile.info(path).channels == 6
+    assert close_to_jfk(transcriber.transcribe(path).text)
+
+
+def test_eight_channel_file_decoded_by_ffmpeg_is_downmixed(
+    transcriber, jfk_audio: Path, tmp_path: Path
+) -> None:
+    # 7.1 in Matroska, which libsndfile cannot read: PyAV reads a planar frame of 8 or more
+    # channels past its end, and load_audio segfaulted the interpreter (finding 13).
+    import av
+
+    pcm = np.round(surround(jfk_audio, 8) * 32767).astype(np.int16)
+    path = tmp_path / "surround.mkv"
+    with av.open(str(path), "w", format="matroska") as container:
+        stream = container.add_stream("pcm_s16le", rate=48000, layout="7.1")
+        # Packed samples: PyAV cannot even fill a planar 8-channel frame.
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="7.1")
+        frame.sample_rate = 48000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    with pytest.raises(soundfile.LibsndfileError):
+        soundfile.info(path)
     assert close_to_jfk(transcriber.transcribe(path).text)
 
 

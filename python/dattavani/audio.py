@@ -534,22 +534,21 @@ def _pyav_decoder(source: _Input, name: str) -> Iterator[_Decoder]:
                     skipped += 1  # a damaged packet: FFmpeg's own tools skip it too
                     continue
                 try:
-                    frames = [out for frame in decoded for out in converter.convert(frame)]
+                    converted = [out for frame in decoded for out in converter.convert(frame)]
                 except _DecodeError as exc:
                     decoder.problems.append(f"decoding stopped: {exc}")
                     break
-                for frame in frames:
-                    pending.append(frame.to_ndarray())
-                    pending_frames += frame.samples
+                pending.extend(converted)
+                pending_frames += sum(len(samples) for samples in converted)
                 if pending_frames >= _BLOCK_FRAMES:
-                    yield np.concatenate(pending, axis=1).T
+                    yield np.concatenate(pending)
                     pending, pending_frames = [], 0
             try:
-                pending.extend(frame.to_ndarray() for frame in converter.flush())
+                pending.extend(converter.flush())
             except _DecodeError as exc:
                 decoder.problems.append(f"decoding stopped: {exc}")
             if pending:
-                yield np.concatenate(pending, axis=1).T
+                yield np.concatenate(pending)
             if skipped:
                 decoder.problems.append(f"{skipped} damaged packet(s) skipped")
 
@@ -558,13 +557,18 @@ def _pyav_decoder(source: _Input, name: str) -> Iterator[_Decoder]:
 
 
 class _FrameConverter:
-    """Converts decoded frames to planar float at one layout and rate, whatever each frame holds.
+    """Converts decoded frames to float32 ``(frames, channels)`` arrays at one layout and rate,
+    whatever each frame holds.
 
     A stream's frames can change format, layout or rate part-way (damage, concatenated files, a
     stream header that disagrees with its packets). PyAV's ``AudioResampler`` takes its input
     format from the first frame and refuses any other frame with a ValueError, or passes it
     through unchanged when the first one needed no conversion. So each run of frames alike gets
     a resampler of its own, flushed when the next run starts.
+
+    The conversion is to packed (interleaved) float: PyAV finds a frame's planes by looking for
+    a null pointer after the last one, which planar frames of 8 or more channels lack, so
+    reading one (``to_ndarray``) crashed the process on a 7.1 file. A packed frame has one.
 
     A frame FFmpeg cannot convert (more channels than its resampler takes) raises _DecodeError.
     """
@@ -575,30 +579,30 @@ class _FrameConverter:
         self._input: tuple[str, str, int] | None = None
         self._resampler: Any = None
 
-    def convert(self, frame: Any) -> list[Any]:
-        """The converted frames that are ready, ``frame``'s and any the last run left."""
+    def convert(self, frame: Any) -> list[npt.NDArray[np.float32]]:
+        """The samples that are ready, ``frame``'s and any the last run left."""
         import av
 
         kind = (frame.format.name, frame.layout.name, frame.sample_rate)
         ready = []
         if kind != self._input:
             ready = self.flush()
-            self._resampler = av.AudioResampler(format="fltp", layout=self._layout, rate=self._rate)
+            self._resampler = av.AudioResampler(format="flt", layout=self._layout, rate=self._rate)
             self._input = kind
         ready.extend(self._resample(frame))
         return ready
 
-    def flush(self) -> list[Any]:
-        """The frames still held for the current run; the next frame starts a new one."""
+    def flush(self) -> list[npt.NDArray[np.float32]]:
+        """The samples still held for the current run; the next frame starts a new one."""
         ready = self._resample(None) if self._resampler is not None else []
         self._resampler = self._input = None
         return ready
 
-    def _resample(self, frame: Any) -> list[Any]:
+    def _resample(self, frame: Any) -> list[npt.NDArray[np.float32]]:
         import av
 
         try:
-            return list(self._resampler.resample(frame))
+            converted = self._resampler.resample(frame)
         except av.FFmpegError as exc:
             sample_format, layout, rate = self._input or ("?", "?", 0)
             self._resampler = self._input = None  # nothing more to flush from it
@@ -606,6 +610,8 @@ class _FrameConverter:
                 f"FFmpeg cannot convert its audio ({layout}, {sample_format}, {rate} Hz): "
                 f"{_ffmpeg_reason(exc)}"
             ) from exc
+        channels = self._layout.nb_channels
+        return [out.to_ndarray().reshape(-1, channels) for out in converted]
 
 
 def _ffmpeg_reason(exc: Exception) -> str:
