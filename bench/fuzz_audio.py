@@ -28,39 +28,45 @@ from common import work_dir
 from dattavani.audio import load_audio
 from dattavani.errors import AudioError, OptionsError
 
-# (container, codec) of the seed files, as FFmpeg names them; WAV also as float and 8-bit.
+# (container, codec, layout) of the seed files, as FFmpeg names them; WAV also as float and
+# 8-bit; Matroska also as 7.1 (8 channels: PyAV mishandled planar frames of 8 or more).
 SEED_FORMATS = {
-    "wav": ("wav", "pcm_s16le"),
-    "wav-float": ("wav", "pcm_f32le"),
-    "wav-u8": ("wav", "pcm_u8"),
-    "flac": ("flac", "flac"),
-    "mp3": ("mp3", "libmp3lame"),
-    "ogg": ("ogg", "libopus"),
-    "m4a": ("ipod", "aac"),
-    "mkv": ("matroska", "pcm_s16le"),
+    "wav": ("wav", "pcm_s16le", "stereo"),
+    "wav-float": ("wav", "pcm_f32le", "stereo"),
+    "wav-u8": ("wav", "pcm_u8", "stereo"),
+    "flac": ("flac", "flac", "stereo"),
+    "mp3": ("mp3", "libmp3lame", "stereo"),
+    "ogg": ("ogg", "libopus", "stereo"),
+    "m4a": ("ipod", "aac", "stereo"),
+    "mkv": ("matroska", "pcm_s16le", "stereo"),
+    "mkv-7.1": ("matroska", "pcm_s16le", "7.1"),
 }
 
 
 def write_seeds(folder: Path) -> None:
-    """A 0.1 s stereo chirp in each of SEED_FORMATS (small seeds mutate fastest)."""
+    """A 0.1 s chirp (each channel starting elsewhere in it) in each of SEED_FORMATS (small
+    seeds mutate fastest)."""
     import av
 
     rate = 48000
     t = np.arange(rate // 10) / rate
     chirp = np.sin(2 * np.pi * (200 + 4000 * t) * t).astype(np.float32) * 0.5
-    stereo = np.ascontiguousarray(np.stack([chirp, chirp[::-1]]))
     folder.mkdir(parents=True, exist_ok=True)
-    for name, (container_format, codec) in SEED_FORMATS.items():
+    for name, (container_format, codec, layout) in SEED_FORMATS.items():
         path = folder / f"seed.{name}"
         if path.exists():
             continue
+        channels = av.AudioLayout(layout).nb_channels
+        # (frames, channels) interleaved into one packed plane: PyAV cannot fill a planar
+        # frame of 8 channels.
+        packed = np.stack([np.roll(chirp, 500 * c) for c in range(channels)], axis=1)
         with av.open(str(path), "w", format=container_format) as container:
-            stream = container.add_stream(codec, rate=rate, layout="stereo")
-            frame = av.AudioFrame.from_ndarray(stereo, format="fltp", layout="stereo")
+            stream = container.add_stream(codec, rate=rate, layout=layout)
+            frame = av.AudioFrame.from_ndarray(packed.reshape(1, -1), format="flt", layout=layout)
             frame.sample_rate = rate
             resampler = av.AudioResampler(
                 format=stream.codec_context.codec.audio_formats[0].name,
-                layout="stereo",
+                layout=layout,
                 rate=rate,
                 frame_size=stream.codec_context.frame_size or 1024,
             )
