@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -232,6 +235,34 @@ def test_build_info() -> None:
     assert "CPU" in info["compiled_backends"]
     assert any(d["type"] == "cpu" for d in info["devices"])
     assert "AVX" in info["system_info"] or "NEON" in info["system_info"]
+
+
+SPIN_PROBE = """
+import json, os, dattavani
+before = "libgomp" in open("/proc/self/maps").read()
+from dattavani import _core
+print(json.dumps({"spin": os.environ.get("GOMP_SPINCOUNT"), "gomp_before_core": before}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("env", "spin"),
+    [
+        ({}, dattavani.GOMP_SPINCOUNT),
+        ({"GOMP_SPINCOUNT": "50"}, "50"),  # the user's choice wins
+        ({"OMP_WAIT_POLICY": "active"}, None),  # so does a wait policy of theirs
+    ],
+)
+def test_openmp_spin_count_is_in_place_before_libgomp_loads(env: dict[str, str], spin) -> None:
+    clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    done = subprocess.run(
+        [sys.executable, "-c", SPIN_PROBE], env=clean | env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    probe = json.loads(done.stdout)
+    assert probe["spin"] == spin
+    # libgomp reads the variable when it is loaded: that must be with _core, after the package.
+    assert not probe["gomp_before_core"]
 
 
 def reference_log_mel(audio: np.ndarray, filters: np.ndarray, padding: int = 0) -> np.ndarray:
