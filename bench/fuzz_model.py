@@ -15,7 +15,7 @@ rather than on the weights. A file the check accepts must then load in ``dattava
 ``--target hparams`` writes consistent models with fuzzed hyper-parameters (contexts, widths,
 heads, layers, mel bands, vocabulary size, f16 or f32), loads each through ``_core.Model`` and
 transcribes a second of noise with it: any combination the check accepts must run without
-aborting. Only the Python side is instrumented here, so this is closer to a random search.
+aborting. Nothing is instrumented here (libFuzzer sees no coverage): it is a random search.
 
     python bench/fuzz_model.py -max_total_time=600                     # 10 minutes, header
     python bench/fuzz_model.py --target hparams -max_total_time=600
