@@ -249,6 +249,23 @@ def test_full_disk_while_quantizing(tiny_en_ggml: Path, tmp_path: Path) -> None:
     assert not list(target.parent.iterdir())  # no partial output, no temporary file
 
 
+def test_full_disk_while_quantizing_into_the_cache(tiny_en_ggml: Path, tmp_path: Path) -> None:
+    message = failing_child(
+        "from dattavani.models import resolve_model\n"
+        f"resolve_model({str(tiny_en_ggml)!r}, precision='q8_0', progress=False)\n"
+    )
+    cache = DiskCache(tmp_path / "cache")
+    # The native quantizer's own reason still names the file it was writing.
+    assert re.match(
+        rf"ConversionError: cannot make model '{re.escape(str(tiny_en_ggml.resolve()))}' at "
+        rf"{re.escape(str(cache.models_dir))}/(local-\w+-q8_0)/ggml-\1\.bin: ",
+        message,
+    ), message
+    assert message.endswith("File too large")
+    assert_no_complete_looking_entry(cache)
+    assert not [f for f in models_on_disk(cache.root).values() if f]
+
+
 # -- racing processes --------------------------------------------------------------------------
 
 
