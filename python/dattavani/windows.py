@@ -40,26 +40,51 @@ def cut_windows(
     """Yield ``(offset in samples, window)`` covering ``chunks`` exactly, in order.
 
     Windows are at most ``window_seconds`` long and, except the last, end at the quietest 100 ms
-    in their final ``search_seconds``. Memory holds one window plus one chunk; a single chunk
-    shorter than a window passes through without a copy.
+    in their final ``search_seconds``. A window is a view that stays valid only until the next one
+    is requested: streamed chunks are assembled in one buffer that every window reuses, so memory
+    holds one window and two chunks however long the input is. An input that arrives as a single
+    chunk (an array given whole) is cut where it lies, without a copy.
+
+    >>> audio = np.zeros(16000 * 100, np.float32)  # silent throughout: cut where the search starts
+    >>> [(offset / 16000, len(w) / 16000) for offset, w in cut_windows([audio], 60, 10)]
+    [(0.0, 50.05), (50.05, 49.95)]
     """
     window = max(int(window_seconds * SAMPLE_RATE), FRAME)
     search = min(int(search_seconds * SAMPLE_RATE), window // 2)
-    pending: list[Samples] = []
-    pending_len = 0
-    offset = 0
-    for chunk in chunks:
-        pending.append(chunk)
-        pending_len += len(chunk)
-        while pending_len > window:
-            buffer = pending[0] if len(pending) == 1 else np.concatenate(pending)
-            cut = quietest_point(buffer, window - search, window)
-            yield offset, buffer[:cut]
-            offset += cut
-            # Copy the short remainder so this window's buffer is freed once its caller is done
-            # with it, rather than living on (as a view's base) beside the next one.
-            pending = [buffer[cut:].copy()]
-            pending_len = len(pending[0])
-            del buffer
-    if pending_len:
-        yield offset, pending[0] if len(pending) == 1 else np.concatenate(pending)
+    buffer = np.empty(0, np.float32)
+    filled = 0  # samples of buffer in use
+    offset = 0  # of buffer[0] in the input
+    stream = iter(chunks)
+    chunk = next(stream, None)
+    while chunk is not None:
+        following = next(stream, None)
+        pos = 0
+        while pos < len(chunk):
+            if filled == 0 and following is None:  # the rest of the input lies in this chunk
+                piece = chunk[pos:]
+                cut = (
+                    len(piece)
+                    if len(piece) <= window
+                    else quietest_point(piece, window - search, window)
+                )
+                yield offset, piece[:cut]
+                offset += cut
+                pos += cut
+            elif filled == window:  # full, and more audio follows: cut, keep the short tail
+                cut = quietest_point(buffer, window - search, window)
+                yield offset, buffer[:cut]
+                offset += cut
+                filled = window - cut
+                buffer[:filled] = buffer[cut:window].copy()
+            else:
+                n = min(len(chunk) - pos, window - filled)
+                if filled + n > len(buffer):  # grow towards one window (short inputs stay small)
+                    grown = np.empty(min(window, max(filled + n, 2 * len(buffer))), np.float32)
+                    grown[:filled] = buffer[:filled]
+                    buffer = grown
+                buffer[filled : filled + n] = chunk[pos : pos + n]
+                filled += n
+                pos += n
+        chunk = following
+    if filled:
+        yield offset, buffer[:filled]
