@@ -11,7 +11,7 @@ quantized by ggml, whisper.cpp's whisper-cli built from the same source as our m
 virtual environment with PyTorch (CPU) and openai-whisper, whose checkpoint is written from the
 same GGML weights. ``--setup-only`` stops there.
 
-The engines: dattavani (f16, q8_0, q5_0), whisper-cli (f16), faster-whisper (int8 and float32,
+The engines: dattavani (f16, q8_0, q5_0, q4_0), whisper-cli (f16), faster-whisper (int8 and float32,
 on the CTranslate2 folder itself) and openai-whisper (float32 compute on the f16 weights). Every
 job is a process of its own (bench/engine_runner.py, or whisper-cli itself), and the engines take
 turns job by job, in an order rotated each repeat. Per repeat, model and engine there is one load
@@ -108,6 +108,8 @@ ENGINES = {
         Engine("dattavani f16", "dattavani", "f16"),
         Engine("dattavani q8_0", "dattavani", "q8_0"),
         Engine("dattavani q5_0", "dattavani", "q5_0"),
+        # q4_0 is the one precision ggml repacks for AVX2 matrix kernels (q8_0 and q5_0 are not).
+        Engine("dattavani q4_0", "dattavani", "q4_0"),
         Engine("whisper-cli f16", "whisper-cli", "f16"),
         Engine("faster-whisper int8", "faster-whisper", "int8"),
         Engine("faster-whisper float32", "faster-whisper", "float32"),
