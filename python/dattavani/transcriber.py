@@ -71,7 +71,10 @@ class Transcriber:
     ``model`` is a name (``"base.en"``, ``"small-q5_0"``), a hub repo, a local GGML file or a
     checkpoint folder (see ``docs/models.md``). ``workers`` bounds how many transcriptions run at
     once on the loaded model (each needs its own decoder state). ``window_seconds`` bounds how much
-    audio is decoded and held at once: longer input is cut into windows at silences.
+    audio is decoded and held at once: longer input is cut into windows at silences. Its default,
+    300 s, keeps peak memory flat with the input's length (whisper.cpp's state keeps what one
+    window's decoding grew, and the next window's mel is computed beside it) at the word error rate
+    of one whole window (tiny.en on the 306 s clip: 9.9% vs 9.8% uncut; 12% with 120-180 s).
     Transcribers of the same model share one loaded copy through ``model_cache``.
     """
 
@@ -83,7 +86,7 @@ class Transcriber:
         *,
         workers: int = 4,
         flash_attn: bool | None = None,
-        window_seconds: float = 600.0,
+        window_seconds: float = 300.0,
         cache_dir: str | os.PathLike[str] | None = None,
         offline: bool | None = None,
         model_cache: ModelCache | None = None,
