@@ -268,5 +268,11 @@ def background_load(cpus: int, max_seconds: float = 4 * 3600) -> Iterator[list[i
             b.wait()
 
 
+def rotated(items: list[str], by: int) -> list[str]:
+    """``items`` turned left by ``by``: the order in which side-by-side jobs take turns."""
+    by %= len(items)
+    return items[by:] + items[:by]
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)

@@ -4,7 +4,7 @@
 
 Each file is written once to bench/.work/ as 16 kHz mono FLAC (the shared speech with pauses,
 streamed to disk block by block), then transcribed in a fresh process that reports its peak RSS
-(ru_maxrss). dattavani streams the decode and feeds whisper.cpp windows of at most 600 s, so the
+(ru_maxrss). dattavani streams the decode and feeds whisper.cpp windows of at most 360 s, so the
 peak should not grow with the file's length.
 """
 

@@ -51,7 +51,7 @@ from typing import Any
 import soundfile
 
 import common
-from common import median
+from common import median, rotated
 from speech import word_error_rate, words
 
 RUNNER = Path(__file__).with_name("engine_runner.py")
@@ -267,11 +267,6 @@ class Bench:
             f"{figures['transcribe_s']:7.2f} s  WER {100 * figures['wer']:5.1f}%",
             file=sys.stderr,
         )
-
-
-def rotated(items: list[str], by: int) -> list[str]:
-    by %= len(items)
-    return items[by:] + items[:by]
 
 
 def schedule(args: argparse.Namespace) -> Iterator[tuple[str, int, str, str, str, str]]:

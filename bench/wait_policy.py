@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 
-from common import background_load, clip, ggml_model, median
+from common import background_load, clip, ggml_model, median, rotated
 
 RUN = """
 import json, sys, time
@@ -70,9 +70,7 @@ def main() -> None:
     for load in loads:
         with background_load(load):
             for repeat in range(args.repeat):
-                names = list(POLICIES)
-                names = names[repeat % len(names) :] + names[: repeat % len(names)]
-                for name in names:
+                for name in rotated(list(POLICIES), repeat):
                     seconds = run(model, audio, args.threads, POLICIES[name])
                     times.setdefault((name, load), []).append(seconds)
                     print(f"{name}, {load} busy CPUs: {seconds:.2f} s", file=sys.stderr)

@@ -33,9 +33,9 @@ __version__ = "0.1.0"
 #: How long ggml's CPU workers spin at a barrier before they sleep, unless the user says otherwise.
 #: They meet at an OpenMP barrier after every graph node, and libgomp's own default (300,000 spins)
 #: hands the CPU a neighbour needs to a worker that only waits: tiny.en on jfk with 2 threads on a
-#: busy 2-core machine took 19-27 s spinning that long, 6-7 s with a short spin
-#: (bench/wait_policy.py; docs/performance.md). libgomp reads the variable once, when the native
-#: core loads it, which is always after this package's import.
+#: busy 2-core machine took 19-27 s spinning that long, 6-7 s with a short spin (one-off runs,
+#: docs/performance.md; bench/wait_policy.py is the repeatable measure). libgomp reads the variable
+#: once, when the native core loads it, which is always after this package's import.
 GOMP_SPINCOUNT = "1000"
 if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
     os.environ["GOMP_SPINCOUNT"] = GOMP_SPINCOUNT

@@ -76,7 +76,8 @@ class Transcriber:
     window's decoding grew, and the next window's mel is computed beside it; 600 s windows grew
     it by 85 MB from a 10 to a 60 minute file) and decodes recordings of up to six minutes in one
     piece: each cut starts the decoder without context, which cost tiny.en 0.7 points of WER on
-    the 306 s test clip cut at 300 s, and 2 points with 120-180 s windows.
+    the 306 s clip cut at 300 s and 2.4-3.8 points with 120-180 s windows
+    (``bench/window_wer.py``).
     Transcribers of the same model share one loaded copy through ``model_cache``.
     """
 
@@ -229,7 +230,6 @@ class Transcriber:
         for offset, samples in self._windows(audio, clips):
             run.window(offset / SAMPLE_RATE, samples)
             covered = max(covered, offset + len(samples))
-            del samples  # free this window before the next one is assembled
         if run.progress is not None:
             run.progress.finish()
         duration = covered / SAMPLE_RATE if clips is None else self._expected_duration(audio)
