@@ -56,31 +56,44 @@ def two_models(tiny_en_ggml: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 class Use:
     """One transcription: which loaded model it ran on, when, and what came out."""
 
-    model: int  # id() of the dattavani._core.Model
+    model: int  # ModelWatch's serial number of the dattavani._core.Model
     started: float
     ended: float
     text: str
 
 
 class ModelWatch:
-    """Records when each loaded model object is freed (weakref finalizers on the native objects)."""
+    """Numbers each loaded model object and records when it is freed (weakref finalizers).
+
+    Objects get serial numbers rather than ``id()``s: a reloaded model may reuse a freed one's
+    address, and the test counts loads.
+    """
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.watched: set[int] = set()
+        self.changed = threading.Condition()
+        self.serials: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
+        self.paths: list[Path] = []  # by serial: the file each load came from
         self.freed: dict[int, float] = {}
 
-    def watch(self, model: object) -> int:
-        key = id(model)
-        with self.lock:
-            if key not in self.watched:
-                self.watched.add(key)
-                weakref.finalize(model, self._freed, key)
-        return key
+    def watch(self, model: object, path: Path) -> int:
+        with self.changed:
+            serial = self.serials.get(model)
+            if serial is None:
+                serial = len(self.paths)
+                self.paths.append(path)
+                self.serials[model] = serial
+                weakref.finalize(model, self._freed, serial)
+            return serial
 
-    def _freed(self, key: int) -> None:
-        with self.lock:
-            self.freed[key] = time.perf_counter()
+    def _freed(self, serial: int) -> None:
+        with self.changed:
+            self.freed[serial] = time.perf_counter()
+            self.changed.notify_all()
+
+    def wait_freed(self, path: Path, timeout: float) -> None:
+        """Wait until a model loaded from ``path`` has been freed."""
+        with self.changed:
+            self.changed.wait_for(lambda: any(self.paths[s] == path for s in self.freed), timeout)
 
 
 def run_threads(count: int, work) -> list[BaseException]:
@@ -120,15 +133,24 @@ def test_eight_threads_two_models_one_cache_slot(
     uses: list[Use] = []
     uses_lock = threading.Lock()
 
+    def hold_until_first_model_freed(segment: dattavani.Segment) -> None:
+        # The second model's first transcriptions stay open until the cache has evicted the first
+        # model, which happens when its round-0 users are done (from round 1 on they use the
+        # second model): an eviction during other work, and a reload in round 1, on any schedule.
+        watch.wait_freed(two_models[0], timeout=600)
+
     def work(index: int) -> None:
         for round_ in range(ROUNDS):
             path = two_models[(index + round_) % 2]
+            hold = round_ == 0 and path == two_models[1]
             with Transcriber(
                 path, device="cpu", threads=1, workers=4, model_cache=cache
             ) as transcriber:
-                model = watch.watch(transcriber.native_model)
+                model = watch.watch(transcriber.native_model, path)
                 started = time.perf_counter()
-                text = transcriber.transcribe(clip, **FAST).text
+                text = transcriber.transcribe(
+                    clip, on_segment=hold_until_first_model_freed if hold else None, **FAST
+                ).text
                 use = Use(model, started, time.perf_counter(), text)
             with uses_lock:
                 uses.append(use)
@@ -141,7 +163,7 @@ def test_eight_threads_two_models_one_cache_slot(
     assert not errors, errors
     assert len(uses) == THREADS * ROUNDS
     # The cache really evicted and reloaded: more loads than models.
-    assert len(watch.watched) > 2
+    assert len(watch.paths) > 2
     # No model was freed while a transcription was running on it ...
     for use in uses:
         freed_at = watch.freed.get(use.model)
