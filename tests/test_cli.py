@@ -19,6 +19,7 @@ import pytest
 import srt
 import webvtt
 
+from dattavani import _core
 from dattavani.cli import expand_inputs, format_duration
 from dattavani.cli_compare import normalized_words, word_errors
 from dattavani.cli_whisper import add_parser, format_timestamp, transcribe_options
@@ -245,6 +246,28 @@ def test_usage_and_config_errors_exit_2_with_a_reason(
     assert done.returncode == EXIT_USAGE, done.stdout + done.stderr
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.skipif(
+    any(d["type"] in ("gpu", "igpu") for d in _core.list_devices()),
+    reason="needs a machine without a GPU",
+)
+def test_config_named_by_flag_governs_the_gpu_fallback(
+    workdir: Path, jfk_audio: Path, tiny_en_ggml: Path
+) -> None:
+    # --config is the file for the whole library, not only for what the CLI reads itself.
+    config = workdir / "elsewhere.toml"
+    args = ("transcribe", jfk_audio, "-m", tiny_en_ggml, "--device", "cuda", "-o", "out")
+    config.write_text("[native_models]\nfallback_to_cpu = false\n", encoding="utf-8")
+    refused = run(workdir, *args, "--config", config)
+    assert refused.returncode == EXIT_USAGE, refused.stdout + refused.stderr
+    assert "device 'cuda' is not available" in refused.stderr
+    assert not (workdir / "out").exists()
+    config.write_text("[native_models]\nfallback_to_cpu = true\n", encoding="utf-8")
+    done = run(workdir, *args, "-f", "txt", "--config", config)
+    assert done.returncode == EXIT_OK, done.stdout + done.stderr
+    assert "Running on the CPU (fallback_to_cpu)" in done.stderr
+    assert words((workdir / "out" / f"{jfk_audio.stem}.txt").read_text("utf-8")) == JFK_WORDS
 
 
 def _installed(distribution: str) -> bool:

@@ -9,7 +9,7 @@ import pytest
 
 from dattavani import DeviceError, Transcriber, _core
 from dattavani.devices import device_name, device_of_load, select_device
-from speech import words
+from speech import JFK_WORDS, words
 
 HAS_GPU = any(d["type"] in ("gpu", "igpu") for d in _core.list_devices())
 
@@ -41,6 +41,33 @@ def test_asking_for_a_missing_gpu_raises(spec: str) -> None:
     message = str(info.value)
     assert "compiled backends: " + ", ".join(_core.compiled_backends()) in message
     assert "devices present:" in message and "CPU" in message
+
+
+@pytest.mark.skipif(HAS_GPU, reason="checks the CPU-only build's answers")
+def test_fallback_to_cpu_gives_the_cpu_for_a_missing_gpu_and_says_why(caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="dattavani.devices"):
+        choice = select_device("cuda", fallback_to_cpu=True)
+    assert choice.name == "cpu" and not choice.use_gpu
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "device 'cuda' is not available" in warning and "fallback_to_cpu" in warning
+    # A spec that names no device is a mistake, not a missing GPU: no fallback.
+    with pytest.raises(DeviceError, match="unknown device"):
+        select_device("tpu", fallback_to_cpu=True)
+
+
+@pytest.mark.skipif(HAS_GPU, reason="checks the CPU-only build's answers")
+def test_transcriber_follows_the_configs_fallback_to_cpu(
+    tiny_en_ggml: Path, jfk_audio: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "dattavani.toml"
+    monkeypatch.setenv("DATTAVANI_CONFIG", str(config))
+    config.write_text("[native_models]\nfallback_to_cpu = false\n", encoding="utf-8")
+    with pytest.raises(DeviceError, match="'cuda' is not available"):
+        Transcriber(tiny_en_ggml, device="cuda")
+    config.write_text("[native_models]\nfallback_to_cpu = true\n", encoding="utf-8")
+    result = Transcriber(tiny_en_ggml, device="cuda", threads=2).transcribe(jfk_audio)
+    assert result.device == "cpu"
+    assert words(result.text) == JFK_WORDS
 
 
 @pytest.mark.skipif(not HAS_GPU, reason="needs a GPU build on a machine with a GPU")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import os
 import sys
 import threading
 import time
@@ -25,7 +26,6 @@ from .errors import (
     ConfigError,
     DattavaniError,
     DeviceError,
-    GPUMemoryError,
     ModelNotFoundError,
     OptionsError,
 )
@@ -68,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .log import resolve_log_level, setup_logging
 
         config = load_config(args.config)
+        if args.config:
+            # The library reads the config itself for what the CLI does not pass (the model
+            # cache's limits, fallback_to_cpu): --config must be the file it finds too.
+            os.environ["DATTAVANI_CONFIG"] = os.path.abspath(args.config)
         setup_logging(
             resolve_log_level(args.log_level, args.log_verbosity, None, config.logging.level)
         )
@@ -193,7 +197,7 @@ def load_transcriber(
     """Resolve ``model`` (a config alias, a name or a path) and load it on ``device``.
 
     With ``[native_models] fallback_to_cpu = true`` a GPU that is missing or too small is logged
-    as a warning and the CPU is used instead; otherwise that is an error.
+    as a warning and the CPU is used instead (the Transcriber's policy); otherwise that is an error.
     """
     import logging
 
@@ -211,16 +215,7 @@ def load_transcriber(
     if name != spec:
         logging.getLogger("dattavani.cli").info("model %s is an alias of %s", name, source)
 
-    def load(on: str) -> Transcriber:
-        return Transcriber(source, device=on, threads=threads, workers=workers, cache_dir=cache_dir)
-
-    try:
-        return load(device)
-    except (DeviceError, GPUMemoryError) as error:
-        if not config.native_models.fallback_to_cpu or device == "cpu":
-            raise
-        logging.getLogger("dattavani.cli").warning("%s; falling back to the CPU", error)
-        return load("cpu")
+    return Transcriber(source, device=device, threads=threads, workers=workers, cache_dir=cache_dir)
 
 
 def language_code(language: str | None) -> str | None:

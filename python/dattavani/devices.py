@@ -34,8 +34,12 @@ class DeviceChoice:
     memory_total: int = 0
 
 
-def select_device(device: str = "auto") -> DeviceChoice:
+def select_device(device: str = "auto", *, fallback_to_cpu: bool = False) -> DeviceChoice:
     """Resolve a device spec (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``metal``, ``vulkan``).
+
+    A GPU that is not compiled in or not present raises :class:`DeviceError`, or with
+    ``fallback_to_cpu`` (``[native_models] fallback_to_cpu``) gives the CPU with a warning that
+    says why. An unknown spec always raises.
 
     >>> select_device("cpu").use_gpu
     False
@@ -73,7 +77,7 @@ def select_device(device: str = "auto") -> DeviceChoice:
     present = [d for d in gpus if d["backend"] == backend]
     index = int(index_text) if index_text is not None else 0
     if backend not in compiled or index >= len(present):
-        raise DeviceError(
+        error = DeviceError(
             f"device {device!r} is not available: compiled backends: {', '.join(compiled)}; "
             f"devices present: {', '.join(_describe(d) for d in _core.list_devices())}. "
             + (
@@ -82,6 +86,10 @@ def select_device(device: str = "auto") -> DeviceChoice:
                 else f"This build has {backend} but found {len(present)} such device(s)."
             )
         )
+        if not fallback_to_cpu:
+            raise error
+        logger.warning("%s Running on the CPU (fallback_to_cpu).", error)
+        return _cpu_choice()
     # whisper.cpp's gpu_device counts GPUs of every backend in registry order.
     return _gpu_choice(gpus, gpus.index(present[index]), name=f"{kind}:{index}")
 

@@ -102,7 +102,11 @@ class Transcriber:
             raise OptionsError(f"workers must be >= 1, got {workers}")
         if window_seconds < 30:
             raise OptionsError(f"window_seconds must be >= 30, got {window_seconds}")
-        self.device: DeviceChoice = select_device(device)
+        from .config import load_config
+
+        # Whether a GPU that is missing or too small means the CPU (with a warning) or an error.
+        self._fallback_to_cpu = load_config().native_models.fallback_to_cpu
+        self.device: DeviceChoice = select_device(device, fallback_to_cpu=self._fallback_to_cpu)
         self.threads = default_threads() if threads is None else int(threads)
         self.workers = workers
         self.window_seconds = float(window_seconds)
@@ -133,13 +137,12 @@ class Transcriber:
         """The model, loaded through the cache, which checks that it fits its device (freeing
         idle models to make room); one that does not fit on a GPU runs on the CPU, with a
         warning, when ``[native_models] fallback_to_cpu`` is set."""
-        from .config import load_config
         from .errors import GPUMemoryError
 
         try:
             return self._native(dtw=False)
         except GPUMemoryError:
-            if not self.device.use_gpu or not load_config().native_models.fallback_to_cpu:
+            if not self.device.use_gpu or not self._fallback_to_cpu:
                 raise
             logger.warning(
                 "%s does not fit on %s; running on the CPU (fallback_to_cpu)",
