@@ -86,8 +86,12 @@ class TranscribeOptions:
                 raise OptionsError(f"{name} must be a finite number >= 0, got {value}")
         if self.no_speech_threshold is not None and self.no_speech_threshold > 1:
             raise OptionsError(f"no_speech_threshold must be <= 1, got {self.no_speech_threshold}")
-        if self.offset < 0 or self.duration < 0:
-            raise OptionsError("offset and duration must be >= 0 seconds")
+        if self.patience is not None and self.patience <= 0:
+            raise OptionsError(f"patience must be > 0, got {self.patience}")
+        if self.max_initial_timestamp < 0:
+            raise OptionsError("max_initial_timestamp must be >= 0")
+        if not (0 <= self.offset <= 1e7 and 0 <= self.duration <= 1e7):
+            raise OptionsError("offset and duration must be in [0, 10^7] seconds")
 
     def _check_types(self) -> None:
         """Wrong types and non-finite numbers become OptionsError, not a TypeError from the
@@ -110,12 +114,6 @@ class TranscribeOptions:
                 raise OptionsError(f"{f.name} must be a string, got {value!r}")
             if kind is bool and not isinstance(value, bool):
                 raise OptionsError(f"{f.name} must be True or False, got {value!r}")
-        if self.patience is not None and self.patience <= 0:
-            raise OptionsError(f"patience must be > 0, got {self.patience}")
-        if self.max_initial_timestamp < 0:
-            raise OptionsError("max_initial_timestamp must be >= 0")
-        if self.offset > 1e7 or self.duration > 1e7:
-            raise OptionsError("offset and duration must be under 10^7 seconds")
 
     @property
     def temperatures(self) -> tuple[float, ...]:
