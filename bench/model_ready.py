@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 
-from common import ct2_model
+from common import ct2_model, model_packages
 
 CONVERT = """
 import json, resource, sys, time
@@ -45,8 +46,10 @@ print(json.dumps({"warm_disk_s": warm, "in_process_s": shared}))
 
 def run(script: str, *args: str, env: dict[str, str] | None = None) -> dict[str, float]:
     done = subprocess.run(
-        [sys.executable, "-c", script, *args], capture_output=True, text=True, check=True, env=env
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, env=env
     )
+    if done.returncode != 0:
+        sys.exit(f"{script.strip().splitlines()[0]} ... failed:\n{done.stderr}")
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -65,8 +68,16 @@ def main() -> None:
         f"peak RSS {max(r['peak_rss_mb'] for r in conversions):.0f} MB "
         f"(best of {args.repeat})"
     )
-    run(READY, args.model)  # fills the disk cache if it is empty
-    readies = [run(READY, args.model) for _ in range(args.repeat)]
+    # A disk cache of its own, filled from the model's packages by the first run.
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, DATTAVANI_CACHE_DIR=cache, HF_HUB_OFFLINE="1")
+        packages = model_packages(args.model)
+        if packages is not None:
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(packages), env.get("PYTHONPATH")])
+            )
+        run(READY, args.model, env=env)
+        readies = [run(READY, args.model, env=env) for _ in range(args.repeat)]
     warm = sorted(r["warm_disk_s"] for r in readies)[len(readies) // 2]
     shared = sorted(r["in_process_s"] for r in readies)[len(readies) // 2]
     print(f"Transcriber({args.model!r}) ready, warm disk cache: {warm * 1000:.0f} ms (median)")

@@ -7,13 +7,14 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from dattavani.errors import ModelLoadError, OptionsError
 from dattavani.models import DiskCache, ModelCache, resolve_model
-from dattavani.models.disk_cache import sha256_of
+from dattavani.models.disk_cache import METADATA_FILE, sha256_of
 
 
 def writer(data: bytes, **fields: str) -> Callable[[Path], dict[str, str]]:
@@ -65,9 +66,17 @@ def test_a_failing_producer_leaves_nothing(cache: DiskCache) -> None:
 def test_lookup_marks_use_and_rejects_a_wrong_size(cache: DiskCache) -> None:
     with cache.lock("m-f16"):
         stored = cache.store("m-f16", writer(b"weights"))
-    time.sleep(0.01)
+    # Used within the last minute: not rewritten (a lookup per request costs no write) ...
+    metadata_file = stored.directory / METADATA_FILE
+    written = metadata_file.stat().st_mtime_ns
+    found = cache.lookup("m-f16")
+    assert found is not None and found.last_used == stored.last_used
+    assert metadata_file.stat().st_mtime_ns == written
+    # ... used an hour ago: marked as used now.
+    backdate(cache, "m-f16", hours=1)
     found = cache.lookup("m-f16")
     assert found is not None and found.last_used > stored.last_used
+    assert json.loads(metadata_file.read_text("utf-8"))["last_used"] == found.last_used
 
     with stored.path.open("ab") as f:
         f.write(b"!")
@@ -94,12 +103,20 @@ def test_verify_finds_a_flipped_byte_that_keeps_the_size(cache: DiskCache) -> No
     assert [e.key for e in cache.entries()] == ["good-f16"]
 
 
+def backdate(cache: DiskCache, key: str, hours: float) -> None:
+    """Make an entry look last used ``hours`` ago (lookups mark use at most once a minute)."""
+    metadata_file = cache.models_dir / key / METADATA_FILE
+    metadata = json.loads(metadata_file.read_text("utf-8"))
+    then = datetime.fromisoformat(metadata["last_used"]) - timedelta(hours=hours)
+    metadata_file.write_text(json.dumps({**metadata, "last_used": then.isoformat()}), "utf-8")
+
+
 def test_eviction_removes_least_recently_used_past_the_limit(tmp_path: Path) -> None:
     cache = DiskCache(tmp_path / "cache", max_bytes=3000)  # two of them (with metadata.json)
-    for key in ("a", "b"):
+    for key, hours in (("a", 2), ("b", 1)):
         with cache.lock(key):
             cache.store(key, writer(b"x" * 1000))
-        time.sleep(0.01)
+        backdate(cache, key, hours)
     assert cache.lookup("a") is not None  # "a" is now more recent than "b"
 
     with cache.lock("c"):

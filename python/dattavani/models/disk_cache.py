@@ -28,7 +28,7 @@ import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ from dattavani.errors import ConfigError, ConversionError
 logger = logging.getLogger(__name__)
 
 METADATA_FILE = "metadata.json"
+#: How stale ``last_used`` may be before a lookup rewrites it (eviction is by days, not seconds).
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 #: Cache size past which least-recently-used models are evicted, unless configured otherwise.
 DEFAULT_MAX_BYTES = 20 * 1000**3
 MAX_SIZE_ENV = "DATTAVANI_CACHE_MAX_SIZE"
@@ -170,7 +172,9 @@ class DiskCache:
     def lookup(self, key: str) -> CacheEntry | None:
         """The entry for ``key`` if it is complete and its size is right, else ``None``.
 
-        Marks the entry as used now (for LRU eviction). Needs no lock: entries appear whole.
+        Marks the entry as used now (for LRU eviction) unless it was marked within the last
+        minute: a service that makes a Transcriber per request would otherwise rewrite the
+        metadata on every one. Needs no lock: entries appear whole.
         """
         entry = self._read(key)
         if entry is None:
@@ -179,7 +183,11 @@ class DiskCache:
         if problem is not None:
             logger.warning("cached model %s is broken (%s); it will be fetched again", key, problem)
             return None
-        metadata = {**entry.metadata, "last_used": _now()}
+        now = datetime.now(timezone.utc)
+        with contextlib.suppress(ValueError):
+            if now - datetime.fromisoformat(entry.last_used) < LAST_USED_RESOLUTION:
+                return entry
+        metadata = {**entry.metadata, "last_used": now.isoformat(timespec="microseconds")}
         try:
             _write_json(entry.directory / METADATA_FILE, metadata)
         except OSError:
