@@ -7,7 +7,6 @@ share one Transcriber and one copy of the weights.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import logging
 import os
@@ -268,6 +267,8 @@ class Transcriber:
 
     async def atranscribe(self, audio: AudioInput, **kwargs: Any) -> TranscriptionResult:
         """:meth:`transcribe` for asyncio: runs in a worker thread; cancelling the task stops it."""
+        import asyncio  # here, not at the top: it takes ~28 ms to import, and few callers need it
+
         from . import _core
 
         token = kwargs.pop("cancel", None) or _core.CancelToken()
