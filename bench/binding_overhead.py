@@ -1,9 +1,10 @@
 """Does our binding add anything to whisper.cpp? dattavani vs whisper.cpp's own whisper-cli.
 
 Same source, same build flags, same model, same threads and the same decoding settings
-(whisper-cli's: greedy, English, non-speech tokens allowed), run
-alternately in separate processes. Compares the in-library time (model load + transcription: what
-whisper-cli reports as "total time") and the whole process's wall time.
+(greedy, English, non-speech tokens allowed, timestamps decoded), run alternately in separate
+processes: whisper-cli, our binding alone (``dattavani._core``) and the public ``Transcriber``.
+Compares the in-library time (model load + transcription: what whisper-cli reports as "total
+time"; Python's imports excluded) and the whole process's wall time.
 
     python bench/binding_overhead.py --clips jfk,long --rounds 5 --threads 2
 
@@ -20,20 +21,36 @@ from pathlib import Path
 
 from common import clip, median, timed, tiny_en_ggml, whisper_cli
 
-# Runs in a fresh interpreter, so dattavani's own import and load count as whisper-cli's do.
-OURS = """
+# Each runs in a fresh interpreter, so dattavani's own load counts as whisper-cli's does (imports
+# excluded, whisper-cli has none). The binding alone: dattavani._core, as whisper-cli drives
+# whisper.cpp (load the file, transcribe the samples). The public API: Transcriber, which also
+# resolves the model, checks its file and estimates its memory before loading it.
+CORE = """
 import json, sys, time
 import soundfile as sf
-started = time.perf_counter()
+from dattavani import _core
+from dattavani.options import TranscribeOptions
+model, wav, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+options = TranscribeOptions(language="en", suppress_non_speech_tokens=False).to_native(threads)
+t0 = time.perf_counter()
+native = _core.Model(model, use_gpu=False)
+samples, _ = sf.read(wav, dtype="float32")
+native.transcribe(samples, options)
+print(json.dumps({"library_s": time.perf_counter() - t0}))
+"""
+TRANSCRIBER = """
+import json, sys, time
+import soundfile as sf
 from dattavani import Transcriber
+import dattavani.models, dattavani.memory, dattavani.config  # imported by Transcriber()
 model, wav, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
 t0 = time.perf_counter()
 transcriber = Transcriber(model, device="cpu", threads=threads)
 samples, _ = sf.read(wav, dtype="float32")
 result = transcriber.transcribe(samples, language="en", suppress_non_speech_tokens=False)
-t1 = time.perf_counter()
-print(json.dumps({"library_s": t1 - t0}))
+print(json.dumps({"library_s": time.perf_counter() - t0}))
 """
+ENGINES = {"dattavani._core": CORE, "dattavani Transcriber": TRANSCRIBER}
 
 
 def run_cli(binary: Path, model: Path, wav: Path, threads: int) -> tuple[float, float]:
@@ -49,9 +66,9 @@ def run_cli(binary: Path, model: Path, wav: Path, threads: int) -> tuple[float, 
     return wall, float(total.group(1)) / 1000
 
 
-def run_ours(model: Path, wav: Path, threads: int) -> tuple[float, float]:
+def run_ours(script: str, model: Path, wav: Path, threads: int) -> tuple[float, float]:
     """(process wall s, load + transcription s)."""
-    wall, out = timed([sys.executable, "-c", OURS, str(model), str(wav), str(threads)])
+    wall, out = timed([sys.executable, "-c", script, str(model), str(wav), str(threads)])
     return wall, json.loads(out.strip().splitlines()[-1])["library_s"]
 
 
@@ -68,18 +85,21 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for name in args.clips.split(","):
         wav = clip(name)
-        cli_lib, cli_wall, ours_lib, ours_wall = [], [], [], []
+        library: dict[str, list[float]] = {"whisper-cli": []}
+        process: dict[str, list[float]] = {"whisper-cli": []}
         for _ in range(args.rounds):
             wall, lib = run_cli(binary, model, wav, args.threads)
-            cli_wall.append(wall)
-            cli_lib.append(lib)
-            wall, lib = run_ours(model, wav, args.threads)
-            ours_wall.append(wall)
-            ours_lib.append(lib)
-        ratio = median(cli_lib) / median(ours_lib)
-        print(f"| {name} | whisper-cli | {median(cli_lib):.3f} | {median(cli_wall):.3f} | |")
-        ours = f"{median(ours_lib):.3f} | {median(ours_wall):.3f}"
-        print(f"| {name} | dattavani | {ours} | {ratio:.3f} |")
+            process["whisper-cli"].append(wall)
+            library["whisper-cli"].append(lib)
+            for engine, script in ENGINES.items():
+                wall, lib = run_ours(script, model, wav, args.threads)
+                process.setdefault(engine, []).append(wall)
+                library.setdefault(engine, []).append(lib)
+        cli = median(library["whisper-cli"])
+        for engine in library:
+            ratio = "" if engine == "whisper-cli" else f"{cli / median(library[engine]):.3f}"
+            times = f"{median(library[engine]):.3f} | {median(process[engine]):.3f}"
+            print(f"| {name} | {engine} | {times} | {ratio} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -260,7 +260,7 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float,
 # argv[2] seconds, should the bench die without stopping it.
 BURNER = """
 import os, sys, time
-os.nice(19)
+os.nice(int(sys.argv[3]))
 os.sched_setaffinity(0, {int(sys.argv[1])})
 end = time.monotonic() + float(sys.argv[2])
 while time.monotonic() < end:
@@ -269,11 +269,18 @@ while time.monotonic() < end:
 
 
 @contextmanager
-def background_load(cpus: int, max_seconds: float = 4 * 3600) -> Iterator[list[int]]:
-    """Run :data:`BURNER` on each of the last ``cpus`` CPUs while the block runs; their pids."""
+def background_load(
+    cpus: int, max_seconds: float = 4 * 3600, nice: int = 19
+) -> Iterator[list[int]]:
+    """Run :data:`BURNER` on each of the last ``cpus`` CPUs while the block runs; their pids.
+
+    ``nice`` 19 is a polite neighbour (a background build); 0 one of equal priority (another
+    service), which Linux gives an equal share of the CPU it runs on.
+    """
     last = sorted(os.sched_getaffinity(0))[-cpus:] if cpus else []
     burners = [
-        subprocess.Popen([sys.executable, "-c", BURNER, str(cpu), str(max_seconds)]) for cpu in last
+        subprocess.Popen([sys.executable, "-c", BURNER, str(cpu), str(max_seconds), str(nice)])
+        for cpu in last
     ]
     try:
         yield [b.pid for b in burners]

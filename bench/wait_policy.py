@@ -6,8 +6,9 @@ ggml's CPU backend, built with OpenMP, meets at an `omp barrier` after every gra
 spins there for GOMP_SPINCOUNT iterations (300,000 by default) before it sleeps, so when a
 neighbour takes one of the cores, the other worker burns its time slice spinning. Each policy runs
 in a fresh process (libgomp reads its environment once, when it is loaded), quiet and with
-nice-19 busy loops on one and on two CPUs (`common.background_load`), policies alternating within
-each repeat; medians of the transcription time are printed as a Markdown table.
+busy loops on one and on two CPUs (`common.background_load`; nice 19 by default, `--nice 0` for a
+neighbour of equal priority), policies alternating within each repeat; medians of the
+transcription time are printed as a Markdown table.
 """
 
 from __future__ import annotations
@@ -62,13 +63,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--loads", default="0,1,2", help="busy CPUs beside the runs, e.g. 0,1,2")
+    parser.add_argument("--nice", type=int, default=19, help="the busy loops' nice value")
     args = parser.parse_args()
     model = str(ggml_model(args.model, args.precision))
     audio = str(clip(args.clip))
     loads = [int(n) for n in args.loads.split(",")]
     times: dict[tuple[str, int], list[float]] = {}
     for load in loads:
-        with background_load(load):
+        with background_load(load, nice=args.nice):
             for repeat in range(args.repeat):
                 for name in rotated(list(POLICIES), repeat):
                     seconds = run(model, audio, args.threads, POLICIES[name])
@@ -76,7 +78,8 @@ def main() -> None:
                     print(f"{name}, {load} busy CPUs: {seconds:.2f} s", file=sys.stderr)
     print(
         f"{args.model} {args.precision}, {args.clip} clip, {args.threads} threads, "
-        f"transcription s (median of {args.repeat}); load average before: {os.getloadavg()}"
+        f"transcription s (median of {args.repeat}); busy loops at nice {args.nice}; "
+        f"load average before: {os.getloadavg()}"
     )
     print()
     print("| policy | " + " | ".join(f"{n} busy CPUs" for n in loads) + " |")
