@@ -30,11 +30,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
-
-from filelock import FileLock, Timeout
+from typing import TYPE_CHECKING, Any
 
 from dattavani.errors import ConfigError, ConversionError
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 logger = logging.getLogger(__name__)
 
@@ -221,13 +222,30 @@ class DiskCache:
     # -- writing ----------------------------------------------------------------------------------
 
     def _lock(self, key: str) -> FileLock:
+        # filelock is imported here, not at the top: a Transcriber of a local file or of a cached
+        # model never takes a lock, and the import costs ~10 ms.
+        from filelock import FileLock
+
         locks = self.models_dir / ".locks"
         locks.mkdir(parents=True, exist_ok=True)
         return FileLock(locks / f"{key}.lock")
 
+    def _try_lock(self, key: str) -> FileLock | None:
+        """``key``'s lock, acquired; ``None`` if another process holds it."""
+        from filelock import Timeout
+
+        file_lock = self._lock(key)
+        try:
+            file_lock.acquire(timeout=0)
+        except Timeout:
+            return None
+        return file_lock
+
     @contextlib.contextmanager
     def lock(self, key: str) -> Iterator[None]:
         """Hold ``key``'s inter-process lock; waits (logging why) while another process has it."""
+        from filelock import Timeout
+
         file_lock = self._lock(key)
         try:
             file_lock.acquire(timeout=1)
@@ -324,10 +342,8 @@ class DiskCache:
                 break
             if entry.key == keep:
                 continue
-            file_lock = self._lock(entry.key)
-            try:
-                file_lock.acquire(timeout=0)
-            except Timeout:
+            file_lock = self._try_lock(entry.key)
+            if file_lock is None:
                 continue
             try:
                 size = _folder_bytes(entry.directory)
@@ -376,10 +392,8 @@ class DiskCache:
             return PruneResult((), 0)
         work_dir = self.models_dir / ".tmp"
         for work in sorted(work_dir.iterdir()) if work_dir.is_dir() else []:
-            file_lock = self._lock(_work_key(work.name))
-            try:
-                file_lock.acquire(timeout=0)
-            except Timeout:
+            file_lock = self._try_lock(_work_key(work.name))
+            if file_lock is None:
                 continue  # being made right now
             try:
                 freed += _folder_bytes(work)

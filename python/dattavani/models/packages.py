@@ -24,9 +24,11 @@ import os
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +84,10 @@ KNOWN_PACKAGES = (
 
 def _locate(distribution: str, relative: str) -> Path | None:
     """A file of an installed distribution, or ``None`` if it is not installed or lacks it."""
+    # importlib.metadata is imported where it is used: it costs ~10 ms, and resolving a local
+    # file or a cached model never looks at installed packages.
+    import importlib.metadata as importlib_metadata
+
     try:
         dist = importlib_metadata.distribution(distribution)
     except importlib_metadata.PackageNotFoundError:
@@ -91,6 +97,8 @@ def _locate(distribution: str, relative: str) -> Path | None:
 
 
 def _version(distribution: str) -> str:
+    import importlib.metadata as importlib_metadata
+
     return f"{distribution} {importlib_metadata.version(distribution)}"
 
 
@@ -108,7 +116,9 @@ def _known(package: _KnownPackage) -> PackageModel | None:
     )
 
 
-def _entry_points() -> list[importlib_metadata.EntryPoint]:
+def _entry_points() -> list[EntryPoint]:
+    import importlib.metadata as importlib_metadata
+
     return list(importlib_metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
@@ -117,7 +127,7 @@ def entry_point_names() -> list[str]:
     return sorted({ep.name for ep in _entry_points()}) if packages_enabled() else []
 
 
-def _from_entry_point(entry_point: importlib_metadata.EntryPoint) -> PackageModel | None:
+def _from_entry_point(entry_point: EntryPoint) -> PackageModel | None:
     dist = entry_point.dist
     owner = f"{dist.name} {dist.version}" if dist is not None else entry_point.value
     try:
