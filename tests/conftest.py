@@ -12,8 +12,13 @@ import os
 import sys
 from pathlib import Path
 
+import huggingface_hub.constants  # noqa: F401
 import pytest
 
+# huggingface_hub reads HF_HUB_OFFLINE once, when its constants module is first imported (a plain
+# `import huggingface_hub` defers that). Several tests set the variable (our own offline handling
+# reads it per call): importing the constants here, before any test runs, keeps the hub tests
+# from failing whenever one of those happens to import them first.
 sys.path.insert(0, str(Path(__file__).parent))
 
 REPO = Path(__file__).resolve().parents[1]
