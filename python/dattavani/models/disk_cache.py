@@ -292,7 +292,10 @@ class DiskCache:
             os.replace(work, final)
         except ConversionError as error:  # from produce: name the entry, not the work folder
             failed_write = _os_error_behind(error)
-            reason = failed_write.strerror if failed_write and failed_write.strerror else error
+            if failed_write and failed_write.strerror:
+                reason = failed_write.strerror
+            else:  # a native error's text names the file it was given: the work folder's
+                reason = str(error).replace(str(work / filename), str(final / filename))
             raise ConversionError(
                 f"cannot make model {model or key!r} at {final / filename}: {reason}"
             ) from error
