@@ -21,10 +21,11 @@ from pathlib import Path
 
 from common import clip, median, timed, tiny_en_ggml, whisper_cli
 
-# Each runs in a fresh interpreter, so dattavani's own load counts as whisper-cli's does (imports
-# excluded, whisper-cli has none). The binding alone: dattavani._core, as whisper-cli drives
-# whisper.cpp (load the file, transcribe the samples). The public API: Transcriber, which also
-# resolves the model, checks its file and estimates its memory before loading it.
+# Each runs in a fresh interpreter, so dattavani's own load counts as whisper-cli's does (the
+# top-level imports are excluded; whisper-cli has none). The binding alone: dattavani._core, as
+# whisper-cli drives whisper.cpp (load the file, transcribe the samples). The public API:
+# Transcriber, which also resolves the model (importing what that needs), checks the file and
+# estimates its memory before loading it.
 CORE = """
 import json, sys, time
 import soundfile as sf
@@ -42,7 +43,6 @@ TRANSCRIBER = """
 import json, sys, time
 import soundfile as sf
 from dattavani import Transcriber
-import dattavani.models, dattavani.memory, dattavani.config  # imported by Transcriber()
 model, wav, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
 t0 = time.perf_counter()
 transcriber = Transcriber(model, device="cpu", threads=threads)

@@ -228,7 +228,7 @@ WHISPER_CLI_OPTIONS = (
 
 def whisper_cli() -> Path:
     """whisper.cpp's own whisper-cli, built from the same source and flags as our module."""
-    # A build folder per set of options and source (its stamp names the tarball and our patches),
+    # A build folder per set of options and source (the extraction's stamp: the tarball's SHA-256),
     # so that changing either never reuses an older binary.
     stamp = (WHISPER_CPP / ".dattavani-source-sha256").read_text(encoding="utf-8")
     tag = hashlib.sha256(" ".join([*WHISPER_CLI_OPTIONS, stamp]).encode()).hexdigest()[:8]

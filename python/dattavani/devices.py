@@ -34,12 +34,12 @@ class DeviceChoice:
     memory_total: int = 0
 
 
-def select_device(device: str = "auto", *, fallback_to_cpu: bool = False) -> DeviceChoice:
+def select_device(device: str = "auto", *, fallback_to_cpu: bool | None = None) -> DeviceChoice:
     """Resolve a device spec (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``metal``, ``vulkan``).
 
     A GPU that is not compiled in or not present raises :class:`DeviceError`, or with
-    ``fallback_to_cpu`` (``[native_models] fallback_to_cpu``) gives the CPU with a warning that
-    says why. An unknown spec always raises.
+    ``fallback_to_cpu`` gives the CPU with a warning that says why; ``None`` (the default) asks
+    the config (:func:`configured_fallback_to_cpu`), and only then. An unknown spec always raises.
 
     >>> select_device("cpu").use_gpu
     False
@@ -86,12 +86,23 @@ def select_device(device: str = "auto", *, fallback_to_cpu: bool = False) -> Dev
                 else f"This build has {backend} but found {len(present)} such device(s)."
             )
         )
+        if fallback_to_cpu is None:
+            fallback_to_cpu = configured_fallback_to_cpu()
         if not fallback_to_cpu:
             raise error
         logger.warning("%s Running on the CPU (fallback_to_cpu).", error)
         return _cpu_choice()
     # whisper.cpp's gpu_device counts GPUs of every backend in registry order.
     return _gpu_choice(gpus, gpus.index(present[index]), name=f"{kind}:{index}")
+
+
+def configured_fallback_to_cpu() -> bool:
+    """``[native_models] fallback_to_cpu`` of the config in effect: whether a GPU that is missing
+    or too small means the CPU, with a warning, rather than an error. Read when that happens, not
+    on every load: most loads never ask."""
+    from .config import load_config
+
+    return load_config().native_models.fallback_to_cpu
 
 
 def device_name(spec: str) -> str:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .devices import DeviceChoice, select_device
+from .devices import DeviceChoice, configured_fallback_to_cpu, select_device
 from .errors import OptionsError
 from .options import TranscribeOptions
 from .results import Segment, TranscriptionResult
@@ -101,11 +101,7 @@ class Transcriber:
             raise OptionsError(f"workers must be >= 1, got {workers}")
         if window_seconds < 30:
             raise OptionsError(f"window_seconds must be >= 30, got {window_seconds}")
-        from .config import load_config
-
-        # Whether a GPU that is missing or too small means the CPU (with a warning) or an error.
-        self._fallback_to_cpu = load_config().native_models.fallback_to_cpu
-        self.device: DeviceChoice = select_device(device, fallback_to_cpu=self._fallback_to_cpu)
+        self.device: DeviceChoice = select_device(device)
         self.threads = default_threads() if threads is None else int(threads)
         self.workers = workers
         self.window_seconds = float(window_seconds)
@@ -141,7 +137,7 @@ class Transcriber:
         try:
             return self._native(dtw=False)
         except GPUMemoryError:
-            if not self.device.use_gpu or not self._fallback_to_cpu:
+            if not self.device.use_gpu or not configured_fallback_to_cpu():
                 raise
             logger.warning(
                 "%s does not fit on %s; running on the CPU (fallback_to_cpu)",
