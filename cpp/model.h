@@ -36,7 +36,7 @@ struct transcribe_options {
     bool translate = false;
     int n_threads = 4;
     int best_of = 5;       // candidates when sampling at temperature > 0
-    int beam_size = 0;     // 0 = greedy
+    int beam_size = 0;     // 0 or 1 = greedy
     float patience = -1.0f;
     float temperature = 0.0f;
     float temperature_inc = 0.2f;  // 0 disables the fallback

@@ -106,6 +106,49 @@ def test_calls_leave_no_state_behind(transcriber: Transcriber, jfk_samples) -> N
     assert plain.options["initial_prompt"] is None
 
 
+@pytest.mark.parametrize(
+    "options", [{}, {"beam_size": 1}, {"beam_size": 5}, {"temperature": 0.6}], ids=str
+)
+def test_same_audio_same_result_on_every_call(
+    transcriber: Transcriber, jfk_samples, options: dict
+) -> None:
+    # Beam search and sampling at a fallback temperature draw from the decoders' random
+    # generators, which whisper.cpp reseeded on every call but for the first decoder's; and
+    # beam_size=1 ran whisper.cpp's beam search, which draws its candidates: each call of a
+    # reused state gave another text.
+    results = [transcriber.transcribe(jfk_samples, **options) for _ in range(3)]
+    assert results[1].segments == results[0].segments
+    assert results[2].segments == results[0].segments
+
+
+def test_one_beam_is_greedy(transcriber: Transcriber, jfk_samples) -> None:
+    one_beam = transcriber.transcribe(jfk_samples, beam_size=1)
+    assert one_beam.segments == transcriber.transcribe(jfk_samples).segments
+
+
+@pytest.mark.parametrize("beam_size", [None, 5])
+def test_silence_after_speech_gives_no_segment(
+    transcriber: Transcriber, jfk_samples, beam_size: int | None
+) -> None:
+    # The 6 s left after the first 30 s window are silent. whisper.cpp 1.8.5 read the no-speech
+    # probability from a logits row it never wrote (here the previous text's), so the silent
+    # window was transcribed ("You", "Thank you.") instead of skipped.
+    audio = np.concatenate([jfk_samples, np.zeros(25 * 16000, np.float32)])
+    result = transcriber.transcribe(audio, beam_size=beam_size)
+    assert words(result.text) == JFK_WORDS
+    assert result.segments[-1].end <= 11.1
+    assert all(s.no_speech_prob < 0.2 for s in result.segments)
+
+
+def test_no_speech_probability_of_silence(transcriber: Transcriber) -> None:
+    # Thresholds off: the silent window is transcribed, and reports how sure the model is that
+    # nothing was said (openai-whisper's probability of <|nospeech|> at the start of transcript).
+    silence = np.zeros(20 * 16000, np.float32)
+    result = transcriber.transcribe(silence, no_speech_threshold=None, logprob_threshold=None)
+    assert result.segments
+    assert all(s.no_speech_prob > 0.6 for s in result.segments)
+
+
 def test_progress_and_segment_callbacks(transcriber: Transcriber, jfk_samples) -> None:
     progress: list[float] = []
     seen: list[dattavani.Segment] = []

@@ -1,0 +1,62 @@
+# Fixes to whisper.cpp 1.8.5's source, applied once when FetchWhisperCpp.cmake extracts it.
+#
+# Each is an exact text replacement that must match exactly once: a different source fails the
+# build here instead of building something half fixed. The stamp of the extraction holds this
+# file's SHA-256, so editing a fix re-extracts the source. A checkout passed with
+# DATTAVANI_WHISPER_CPP_DIR is used as it is, without these fixes.
+
+function(dattavani_replace_once path old new)
+    file(READ "${path}" content)
+    string(FIND "${content}" "${old}" first)
+    string(FIND "${content}" "${old}" last REVERSE)
+    if(first EQUAL -1 OR NOT first EQUAL last)
+        message(FATAL_ERROR "dattavani: a fix to whisper.cpp does not apply to ${path}: the text "
+            "it replaces is not there exactly once:\n${old}")
+    endif()
+    string(REPLACE "${old}" "${new}" content "${content}")
+    file(WRITE "${path}" "${content}")
+endfunction()
+
+function(dattavani_fix_whisper_cpp dir)
+    set(source "${dir}/src/whisper.cpp")
+
+    # no_speech_prob (open upstream: ggml-org/whisper.cpp#3945, #4068). openai-whisper takes it
+    # from the logits at the start-of-transcript token; whisper.cpp reads row 0 of its logits,
+    # which it never writes, since it copies only the last prompt token's row: 1/n_vocab on a
+    # state's first call, then whatever an earlier decode left there. So the no-speech check
+    # (skip a silent window, no fallback for it) never worked, the value each segment reports
+    # was noise, and a pooled state's history changed the fallback decisions of the next call.
+    # The fix asks for the SOT row's logits and reads that row.
+    dattavani_replace_once("${source}" [=[
+                whisper_batch_prep_legacy(state->batch, prompt.data(), prompt.size(), 0, 0);
+]=] [=[
+                whisper_batch_prep_legacy(state->batch, prompt.data(), prompt.size(), 0, 0);
+                // dattavani: the logits at the SOT token, for no_speech_prob below.
+                const size_t i_sot = prompt.size() - prompt_init.size();
+                state->batch.logits[i_sot] = 1;
+]=])
+    dattavani_replace_once("${source}" [=[
+                    whisper_compute_logprobs(state->logits, n_logits, logprobs);
+                    whisper_compute_probs(state->logits, n_logits, logprobs, probs);
+]=] [=[
+                    const std::vector<float> logits_sot(state->logits.begin() + i_sot*n_logits,
+                                                        state->logits.begin() + (i_sot + 1)*n_logits);
+                    whisper_compute_logprobs(logits_sot, n_logits, logprobs);
+                    whisper_compute_probs(logits_sot, n_logits, logprobs, probs);
+]=])
+
+    # The first decoder's random generator is seeded when the state is made and never again
+    # (the others are reseeded on every call): sampling at a fallback temperature and beam search
+    # (which draws its candidates) gave a different text for the same audio on each call with a
+    # pooled state. Reseeding it like the others makes every call decode as the first one did.
+    dattavani_replace_once("${source}" [=[
+    // TAGS: WHISPER_DECODER_INIT
+    for (int j = 1; j < n_decoders; j++) {
+]=] [=[
+    // dattavani: reseed the first decoder too, as whisper_init_state seeded it.
+    state->decoders[0].rng = std::mt19937(0);
+
+    // TAGS: WHISPER_DECODER_INIT
+    for (int j = 1; j < n_decoders; j++) {
+]=])
+endfunction()
