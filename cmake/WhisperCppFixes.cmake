@@ -45,6 +45,82 @@ function(dattavani_fix_whisper_cpp dir)
                     whisper_compute_probs(logits_sot, n_logits, logprobs, probs);
 ]=])
 
+    # Logits only for the tokens a batch asks them for. whisper.cpp multiplied every token of a
+    # prompt (the previous window's text, up to 224 tokens, at each window and each fallback
+    # temperature) by the whole vocabulary, then kept one row: about half of a prompt decode's
+    # work for base, more for tiny. The rows asked for are gathered before that product; the
+    # reservation graph (worst_case) keeps every row, so buffers are sized as before.
+    dattavani_replace_once("${source}" [=[
+    //cur = ggml_view_2d(ctx0, cur, cur->ne[0], 1, cur->nb[1], (cur->ne[1] - 1)*cur->nb[1]);
+
+    struct ggml_tensor * logits = ggml_mul_mat(ctx0, model.d_te, cur);
+]=] [=[
+    //cur = ggml_view_2d(ctx0, cur, cur->ne[0], 1, cur->nb[1], (cur->ne[1] - 1)*cur->nb[1]);
+
+    // dattavani: the rows of the tokens whose logits the batch asks for (all of them when it
+    // asks for none, and in the reservation graph).
+    {
+        int n_outputs = 0;
+        for (int i = 0; i < n_tokens; ++i) {
+            n_outputs += batch.logits[i] != 0;
+        }
+        if (worst_case || n_outputs == 0) {
+            n_outputs = n_tokens;
+        }
+        struct ggml_tensor * out_ids = ggml_new_tensor_1d(ctx0, GGML_TYPE_I32, n_outputs);
+        ggml_set_name(out_ids, "out_ids");
+        ggml_set_input(out_ids);
+        cur = ggml_get_rows(ctx0, cur, out_ids);
+    }
+
+    struct ggml_tensor * logits = ggml_mul_mat(ctx0, model.d_te, cur);
+]=])
+    dattavani_replace_once("${source}" [=[
+        logits = ggml_graph_node(gf, -1);
+
+        if (!ggml_graph_compute_helper(sched, gf, n_threads)) {
+]=] [=[
+        {
+            // dattavani: which tokens' rows the logits are computed for (see the graph).
+            std::vector<int32_t> out_ids;
+            for (int i = 0; i < n_tokens; ++i) {
+                if (batch.logits[i] != 0) {
+                    out_ids.push_back(i);
+                }
+            }
+            if (out_ids.empty()) {
+                for (int i = 0; i < n_tokens; ++i) {
+                    out_ids.push_back(i);
+                }
+            }
+            struct ggml_tensor * out_ids_t = ggml_graph_get_tensor(gf, "out_ids");
+            ggml_backend_tensor_set(out_ids_t, out_ids.data(), 0, out_ids.size()*sizeof(int32_t));
+        }
+
+        logits = ggml_graph_node(gf, -1);
+
+        if (!ggml_graph_compute_helper(sched, gf, n_threads)) {
+]=])
+    dattavani_replace_once("${source}" [=[
+    logits_out.resize(n_tokens*n_vocab);
+    for (int i = 0; i < n_tokens; i++) {
+        if (batch.logits[i] == 0) {
+            continue;
+        }
+        ggml_backend_tensor_get(logits, logits_out.data() + (n_vocab*i), sizeof(float)*(n_vocab*i), sizeof(float)*n_vocab);
+    }
+]=] [=[
+    logits_out.resize(n_tokens*n_vocab);
+    // dattavani: the logits hold the asked-for rows only, in order.
+    for (int i = 0, row = 0; i < n_tokens; i++) {
+        if (batch.logits[i] == 0) {
+            continue;
+        }
+        ggml_backend_tensor_get(logits, logits_out.data() + (n_vocab*i), sizeof(float)*(n_vocab*row), sizeof(float)*n_vocab);
+        row++;
+    }
+]=])
+
     # The first decoder's random generator is seeded when the state is made and never again
     # (the others are reseeded on every call): sampling at a fallback temperature and beam search
     # (which draws its candidates) gave a different text for the same audio on each call with a
