@@ -48,8 +48,11 @@ function(dattavani_fix_whisper_cpp dir)
     # Logits only for the tokens a batch asks them for. whisper.cpp multiplied every token of a
     # prompt (the previous window's text, up to 224 tokens, at each window and each fallback
     # temperature) by the whole vocabulary, then kept one row: about half of a prompt decode's
-    # work for base, more for tiny. The rows asked for are gathered before that product; the
-    # reservation graph (worst_case) keeps every row, so buffers are sized as before.
+    # work for base, more for tiny. The rows asked for are gathered before that product. A batch
+    # asks for at most one row per decoder (beam search), so the reservation graph (worst_case)
+    # sizes the decode buffer for WHISPER_MAX_DECODERS rows instead of the whole text context:
+    # that buffer held 448 rows of logits, ~93 MB per decoder state. A batch that asked for more
+    # would grow it (ggml's allocator reallocates a buffer too small for a graph).
     dattavani_replace_once("${source}" [=[
     //cur = ggml_view_2d(ctx0, cur, cur->ne[0], 1, cur->nb[1], (cur->ne[1] - 1)*cur->nb[1]);
 
@@ -58,14 +61,17 @@ function(dattavani_fix_whisper_cpp dir)
     //cur = ggml_view_2d(ctx0, cur, cur->ne[0], 1, cur->nb[1], (cur->ne[1] - 1)*cur->nb[1]);
 
     // dattavani: the rows of the tokens whose logits the batch asks for (all of them when it
-    // asks for none, and in the reservation graph).
+    // asks for none; in the reservation graph, one per decoder at most).
     {
         int n_outputs = 0;
         for (int i = 0; i < n_tokens; ++i) {
             n_outputs += batch.logits[i] != 0;
         }
-        if (worst_case || n_outputs == 0) {
+        if (n_outputs == 0) {
             n_outputs = n_tokens;
+        }
+        if (worst_case) {
+            n_outputs = std::min(n_tokens, WHISPER_MAX_DECODERS);
         }
         struct ggml_tensor * out_ids = ggml_new_tensor_1d(ctx0, GGML_TYPE_I32, n_outputs);
         ggml_set_name(out_ids, "out_ids");

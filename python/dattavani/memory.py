@@ -3,9 +3,10 @@
 The weights are the tensor sizes of the file. Each pooled decoder state adds whisper.cpp's KV
 caches (their shapes follow from the hyper-parameters, padded as whisper.cpp pads them) and four
 compute buffers, whose sizes were measured from whisper.cpp 1.8.5's own accounting on tiny and
-base and fitted as linear in the model width; the decode buffer is dominated by the logits of the
-whole text context. ``tests/test_memory.py`` holds the estimate to within 15% of what whisper.cpp
-reports allocating on the CPU.
+base and fitted as linear in the model width. The decode buffer holds logits for one row per
+decoder at most (a fix applied to whisper.cpp; it held the whole text context's, ~93 MB).
+``tests/test_memory.py`` holds the estimate to within 15% of what whisper.cpp reports allocating
+on the CPU.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from .errors import GPUMemoryError
 MB = 1_000_000
 _KV_CTX_TEXT = 512  # n_text_ctx (448) padded to 256
 _KV_CTX_AUDIO = 1536  # n_audio_ctx (1500) padded to 256
+_MAX_DECODERS = 8  # WHISPER_MAX_DECODERS: the most logits rows one decode asks for
 _F16 = 2
+_F32 = 4
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ def estimate_memory(
     """Estimate the memory of loading ``path`` with ``states`` decoder states.
 
     >>> estimate_memory("ggml-base.bin", states=4, flash_attn=True).total   # doctest: +SKIP
-    815900608
+    466997440
     """
     from . import _core
 
@@ -54,7 +57,9 @@ def estimate_memory(
     if not flash_attn:
         encode += h["n_audio_head"] * 7.85 * MB  # the materialised attention matrices
     cross = 1.58 * MB + 6_016 * width
-    decode = h["n_vocab"] * h["n_text_ctx"] * 4 + 3_600 * width
+    decode = h["n_vocab"] * _MAX_DECODERS * _F32 + 1.30 * MB + 8_984 * width
+    if not flash_attn:
+        decode += h["n_text_head"] * 2.39 * MB
     per_state = int(kv_self + kv_cross + kv_pad + conv + encode + cross + decode)
     return MemoryEstimate(weights=int(h["weights_bytes"]), per_state=per_state, states=states)
 
