@@ -16,9 +16,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
+
+if TYPE_CHECKING:
+    from dattavani.convert.ggml_writer import WhisperHParams
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / ".work"
@@ -300,3 +304,17 @@ def rotated(items: list[str], by: int) -> list[str]:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def random_model(path: Path, hparams: WhisperHParams, dtype: str, seed: int = 0) -> Path:
+    """A whisper GGML file of these dimensions with small random weights (seeded)."""
+    from dattavani.convert.ggml_writer import expected_tensor_shapes, write_ggml
+    from dattavani.convert.mel import mel_filters
+
+    rng = np.random.default_rng(seed)
+    tensors = (
+        (name, rng.normal(0, 0.02, shape).astype(np.float32))
+        for name, shape in expected_tensor_shapes(hparams).items()
+    )
+    vocab = [b"!", b" ", b" hello", b" world"]  # whisper.cpp needs " "; the rest fill in
+    return write_ggml(path, hparams, mel_filters(hparams.n_mels), vocab, tensors, dtype=dtype)  # type: ignore[arg-type]

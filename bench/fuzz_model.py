@@ -44,15 +44,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import REPO, work_dir
+from common import REPO, random_model, work_dir
 from dattavani import DattavaniError, ModelLoadError, _core
-from dattavani.convert.ggml_writer import (
-    WhisperHParams,
-    expected_tensor_shapes,
-    read_ggml,
-    write_ggml,
-)
-from dattavani.convert.mel import mel_filters
+from dattavani.convert.ggml_writer import WhisperHParams, read_ggml
 from dattavani.options import TranscribeOptions
 
 _SHIM = r"""
@@ -135,17 +129,6 @@ def mini_hparams(
     return WhisperHParams(**{**values, **changes})
 
 
-def write_model(path: Path, hparams: WhisperHParams, dtype: str, seed: int = 0) -> Path:
-    """A whisper GGML file of these dimensions with small random weights."""
-    rng = np.random.default_rng(seed)
-    tensors = (
-        (name, rng.normal(0, 0.02, shape).astype(np.float32))
-        for name, shape in expected_tensor_shapes(hparams).items()
-    )
-    vocab = [b"!", b" ", b" hello", b" world"]  # whisper.cpp needs " "; the rest fill in
-    return write_ggml(path, hparams, mel_filters(hparams.n_mels), vocab, tensors, dtype=dtype)  # type: ignore[arg-type]
-
-
 # -- header target -----------------------------------------------------------------------------
 
 
@@ -198,7 +181,7 @@ def structure_offsets(path: Path) -> list[int]:
 
 def header_target(folder: Path) -> Callable[[bytes], None]:
     inspect = native_harness(folder)
-    seed_path = write_model(folder / "mini-f16.bin", mini_hparams(), "f16")
+    seed_path = random_model(folder / "mini-f16.bin", mini_hparams(), "f16")
     seed = seed_path.read_bytes()
     offsets = structure_offsets(seed_path)
     scratch = Path(tempfile.gettempdir()) / f"dattavani-fuzz-{os.getpid()}.bin"
@@ -252,7 +235,7 @@ def hparams_target(folder: Path) -> Callable[[bytes], None]:
             n_mels=(80, 128)[fdp.ConsumeIntInRange(0, 1)],
         )
         dtype = ("f16", "f32")[fdp.ConsumeIntInRange(0, 1)]
-        write_model(scratch, hparams, dtype, seed=fdp.ConsumeIntInRange(0, 1000))
+        random_model(scratch, hparams, dtype, seed=fdp.ConsumeIntInRange(0, 1000))
         try:
             model = _core.Model(str(scratch), use_gpu=False, max_states=1)
         except ModelLoadError:
