@@ -54,25 +54,39 @@ function(dattavani_fix_whisper_cpp dir)
     # that buffer held 448 rows of logits, ~93 MB per decoder state. A batch that asked for more
     # would grow it (ggml's allocator reallocates a buffer too small for a graph).
     dattavani_replace_once("${source}" [=[
+static struct ggml_cgraph * whisper_build_graph_decoder(
+]=] [=[
+// dattavani: the batch's tokens whose logits are computed, in order: those it asks for, or all
+// of them when it asks for none.
+static std::vector<int32_t> whisper_batch_output_ids(const whisper_batch & batch) {
+    std::vector<int32_t> ids;
+    for (int i = 0; i < batch.n_tokens; ++i) {
+        if (batch.logits[i] != 0) {
+            ids.push_back(i);
+        }
+    }
+    if (ids.empty()) {
+        for (int i = 0; i < batch.n_tokens; ++i) {
+            ids.push_back(i);
+        }
+    }
+    return ids;
+}
+
+static struct ggml_cgraph * whisper_build_graph_decoder(
+]=])
+    dattavani_replace_once("${source}" [=[
     //cur = ggml_view_2d(ctx0, cur, cur->ne[0], 1, cur->nb[1], (cur->ne[1] - 1)*cur->nb[1]);
 
     struct ggml_tensor * logits = ggml_mul_mat(ctx0, model.d_te, cur);
 ]=] [=[
     //cur = ggml_view_2d(ctx0, cur, cur->ne[0], 1, cur->nb[1], (cur->ne[1] - 1)*cur->nb[1]);
 
-    // dattavani: the rows of the tokens whose logits the batch asks for (all of them when it
-    // asks for none; in the reservation graph, one per decoder at most).
+    // dattavani: only the rows of whisper_batch_output_ids (in the reservation graph, one per
+    // decoder at most).
     {
-        int n_outputs = 0;
-        for (int i = 0; i < n_tokens; ++i) {
-            n_outputs += batch.logits[i] != 0;
-        }
-        if (n_outputs == 0) {
-            n_outputs = n_tokens;
-        }
-        if (worst_case) {
-            n_outputs = std::min(n_tokens, WHISPER_MAX_DECODERS);
-        }
+        const int n_outputs = worst_case ? std::min(n_tokens, WHISPER_MAX_DECODERS)
+                                         : (int) whisper_batch_output_ids(batch).size();
         struct ggml_tensor * out_ids = ggml_new_tensor_1d(ctx0, GGML_TYPE_I32, n_outputs);
         ggml_set_name(out_ids, "out_ids");
         ggml_set_input(out_ids);
@@ -88,17 +102,7 @@ function(dattavani_fix_whisper_cpp dir)
 ]=] [=[
         {
             // dattavani: which tokens' rows the logits are computed for (see the graph).
-            std::vector<int32_t> out_ids;
-            for (int i = 0; i < n_tokens; ++i) {
-                if (batch.logits[i] != 0) {
-                    out_ids.push_back(i);
-                }
-            }
-            if (out_ids.empty()) {
-                for (int i = 0; i < n_tokens; ++i) {
-                    out_ids.push_back(i);
-                }
-            }
+            const std::vector<int32_t> out_ids = whisper_batch_output_ids(batch);
             struct ggml_tensor * out_ids_t = ggml_graph_get_tensor(gf, "out_ids");
             ggml_backend_tensor_set(out_ids_t, out_ids.data(), 0, out_ids.size()*sizeof(int32_t));
         }
@@ -117,13 +121,10 @@ function(dattavani_fix_whisper_cpp dir)
     }
 ]=] [=[
     logits_out.resize(n_tokens*n_vocab);
-    // dattavani: the logits hold the asked-for rows only, in order.
-    for (int i = 0, row = 0; i < n_tokens; i++) {
-        if (batch.logits[i] == 0) {
-            continue;
-        }
-        ggml_backend_tensor_get(logits, logits_out.data() + (n_vocab*i), sizeof(float)*(n_vocab*row), sizeof(float)*n_vocab);
-        row++;
+    // dattavani: the logits hold the rows of whisper_batch_output_ids, in order.
+    const std::vector<int32_t> out_ids = whisper_batch_output_ids(batch);
+    for (size_t row = 0; row < out_ids.size(); ++row) {
+        ggml_backend_tensor_get(logits, logits_out.data() + n_vocab*out_ids[row], sizeof(float)*n_vocab*row, sizeof(float)*n_vocab);
     }
 ]=])
 

@@ -140,11 +140,21 @@ def test_silence_after_speech_gives_no_segment(
     assert all(s.no_speech_prob < 0.2 for s in result.segments)
 
 
-def test_no_speech_probability_of_silence(transcriber: Transcriber) -> None:
+@pytest.mark.parametrize("initial_prompt", [None, "Ask not what your country can do."])
+def test_no_speech_probability_of_silence(
+    transcriber: Transcriber, initial_prompt: str | None
+) -> None:
     # Thresholds off: the silent window is transcribed, and reports how sure the model is that
     # nothing was said (openai-whisper's probability of <|nospeech|> at the start of transcript).
+    # With a prompt the start-of-transcript token is not the first of the batch: whisper.cpp
+    # 1.8.5 read the first token's row, which it never wrote.
     silence = np.zeros(20 * 16000, np.float32)
-    result = transcriber.transcribe(silence, no_speech_threshold=None, logprob_threshold=None)
+    result = transcriber.transcribe(
+        silence,
+        no_speech_threshold=None,
+        logprob_threshold=None,
+        initial_prompt=initial_prompt,
+    )
     assert result.segments
     assert all(s.no_speech_prob > 0.6 for s in result.segments)
 

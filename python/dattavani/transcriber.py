@@ -35,9 +35,9 @@ logger = logging.getLogger(__name__)
 
 AudioInput = str | os.PathLike[str] | bytes | np.ndarray | Any
 SAMPLE_RATE = 16000
-#: The precision a model named without one (``"base"``, a hub repo) is made at for the CPU: in
-#: every bench round q8_0 gave f16's words (jfk and the 306 s clip; tiny.en and base; greedy and
-#: beam 5) in 13-28% less time and half the memory (docs/performance.md). GPUs get f16.
+#: The precision a model named without one (``"base"``, a hub repo) is made at for the CPU: q8_0
+#: gave f16's words greedily in 5-9% less time, with half the weights' memory (with beam search a
+#: word differs either way; bench/results/cpu-2t-f16-q8_0.md, docs/models.md). GPUs get f16.
 CPU_PRECISION = "q8_0"
 
 
