@@ -71,6 +71,17 @@ elseif(DATTAVANI_GPU STREQUAL "vulkan")
         message(FATAL_ERROR "dattavani: DATTAVANI_GPU=vulkan needs the Vulkan SDK (headers, loader "
             "and glslc); on Debian: apt-get install libvulkan-dev glslc")
     endif()
+    # ggml's Vulkan backend uses VK_EXT_layer_settings (an extension of late 2023). With older
+    # headers (Debian 12's 1.3.239) its compile fails two minutes into the build with
+    # "'LayerSettingEXT' is not a member of 'vk'": say so before building anything.
+    file(STRINGS "${Vulkan_INCLUDE_DIR}/vulkan/vulkan_core.h" _dattavani_layer_settings
+        LIMIT_COUNT 1 REGEX "#define VK_EXT_layer_settings 1")
+    if(NOT _dattavani_layer_settings)
+        message(FATAL_ERROR "dattavani: DATTAVANI_GPU=vulkan needs Vulkan headers that define "
+            "VK_EXT_layer_settings; those in ${Vulkan_INCLUDE_DIR} (${Vulkan_VERSION}) do not. Install "
+            "the LunarG Vulkan SDK or a newer libvulkan-dev (Debian 13), or point "
+            "-C cmake.define.Vulkan_INCLUDE_DIR=... at newer headers")
+    endif()
     set(GGML_VULKAN ON CACHE BOOL "" FORCE)
 elseif(DATTAVANI_GPU STREQUAL "openblas")
     set(BLA_VENDOR OpenBLAS)
