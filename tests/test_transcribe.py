@@ -117,6 +117,27 @@ def test_word_timestamps_match_faster_whisper(transcriber: Transcriber, jfk: np.
         assert abs(word.start - reference) <= 0.3, (word, reference)
 
 
+def test_a_word_after_a_pause_is_not_given_the_pause(
+    transcriber: Transcriber, jfk: np.ndarray, ct2_tiny_en: Path
+) -> None:
+    # 10 s of low noise, then jfk. The alignment gave " And" the whole 10 s (0.0 to 10.72) and
+    # whisper.cpp started the segment at 0.0; faster-whisper, run here on the same weights,
+    # starts both at 10.02 after openai-whisper's corrections.
+    from faster_whisper import WhisperModel
+
+    noise = np.random.default_rng(0).normal(0, 0.01, 10 * SR).astype(np.float32)
+    audio = np.concatenate([noise, jfk])
+    result = transcriber.transcribe(audio, word_timestamps=True)
+    check_invariants(result)
+    assert words(result.text) == JFK_WORDS
+    reference = WhisperModel(str(ct2_tiny_en), device="cpu", compute_type="float32", cpu_threads=2)
+    expected = next(iter(reference.transcribe(audio, word_timestamps=True, beam_size=1)[0]))
+    first = result.segments[0]
+    assert first.words is not None and expected.words is not None
+    assert abs(first.words[0].start - expected.words[0].start) <= 0.3, (first.words[0], expected)
+    assert abs(first.start - expected.start) <= 0.3, (first, expected)
+
+
 def test_vad_skips_silence_and_keeps_the_timeline(transcriber: Transcriber, jfk) -> None:
     audio = np.concatenate([np.zeros(30 * SR, np.float32), jfk])
     with_vad = transcriber.transcribe(audio, vad_filter=True, word_timestamps=True)

@@ -6,6 +6,8 @@ always on the original timeline.
 
 from __future__ import annotations
 
+import dataclasses
+import statistics
 import zlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -72,10 +74,39 @@ def build_segment(
     )
 
 
+class SegmentBuilder:
+    """One whisper.cpp call's segments, built in decoding order.
+
+    Ids count on from ``first_id``; with DTW each first word starts where the previous segment's
+    last token ends; with word timestamps the word times are corrected by a :class:`WordTimer`
+    that starts from ``last_speech_end`` (the previous call's). Segments reported while decoding
+    and those kept afterwards come out the same when each is built by its own builder.
+    """
+
+    def __init__(
+        self, first_id: int, opts: TranscribeOptions, to_time: TimeMap, last_speech_end: float
+    ) -> None:
+        self.first_id = first_id
+        self.opts = opts
+        self.to_time = to_time
+        self.timer = WordTimer(last_speech_end) if opts.word_timestamps else None
+        self.last_speech_end = last_speech_end
+        self._previous: _core.Segment | None = None
+        self._count = 0
+
+    def __call__(self, native: _core.Segment) -> Segment:
+        segment = build_segment(
+            self.first_id + self._count, native, self.opts, self.to_time, self._previous
+        )
+        self._previous, self._count = native, self._count + 1
+        if self.timer is not None:
+            segment = self.timer.tighten(segment)
+            self.last_speech_end = self.timer.last_speech_end
+        return segment
+
+
 def flag_repetitions(segments: Sequence[Segment]) -> list[Segment]:
     """Mark runs of identical consecutive segments (a decoding loop) with ``"repetition"``."""
-    import dataclasses
-
     marked = list(segments)
     for i in range(1, len(marked)):
         same = marked[i].text.strip().lower() == marked[i - 1].text.strip().lower()
@@ -120,3 +151,72 @@ def _words(
         words.append(Word(start=start, end=end, word=text, probability=probability))
         previous_end = end
     return tuple(words)
+
+
+#: Marks that end a sentence (openai-whisper's): a word too long beside one is cut.
+SENTENCE_ENDS = ".。!！?？"  # noqa: RUF001
+
+
+class WordTimer:
+    """openai-whisper's corrections to aligned word times, made segment by segment.
+
+    The alignment gives the first word after a pause the whole pause (jfk after 10 s of noise:
+    " And" from 0.0 to 10.72 s), and whisper's own segment start is then the pause's start. As
+    openai-whisper and faster-whisper do, with ``median`` the median word duration so far (at most
+    0.7 s) and ``longest`` twice that: the first word after a pause of over four medians is cut to
+    ``longest`` (with the second, if it is too long too); a word too long beside a sentence end is
+    cut on the side away from it; and each segment then spans its words, unless whisper's segment
+    bound lies over half a second inside a too-long first or last word, which is then cut to it.
+
+    One timer serves one whisper.cpp call (the medians are that call's), ``last_speech_end``
+    carries over from the call before. Segments must come in order; :meth:`tighten` gives each
+    back corrected, so segments reported while decoding and those returned are the same.
+    """
+
+    def __init__(self, last_speech_end: float) -> None:
+        self.last_speech_end = last_speech_end
+        self._durations: list[float] = []
+        self._previous_word = ""
+
+    def tighten(self, segment: Segment) -> Segment:
+        if not segment.words:
+            return segment
+        spans = [[w.start, w.end] for w in segment.words]
+        self._durations += [end - start for start, end in spans if end > start]
+        if not self._durations:
+            self.last_speech_end = segment.end
+            return segment
+        median = min(0.7, statistics.median(self._durations))
+        longest = 2 * median
+        texts = [self._previous_word] + [w.word.strip() for w in segment.words]
+        for i, span in enumerate(spans):
+            if span[1] - span[0] > longest:
+                if _ends_sentence(texts[i + 1]):
+                    span[1] = span[0] + longest
+                elif _ends_sentence(texts[i]):
+                    span[0] = span[1] - longest
+        first, last = spans[0], spans[-1]
+        second_too_long = len(spans) > 1 and spans[1][1] - first[0] > 2 * longest
+        if first[1] - self.last_speech_end > 4 * median and (
+            first[1] - first[0] > longest or second_too_long
+        ):
+            if len(spans) > 1 and spans[1][1] - spans[1][0] > longest:
+                first[1] = spans[1][0] = max(spans[1][1] - longest, first[0])
+            first[0] = max(first[1] - longest, first[0])
+        # whisper's own bounds, where they cut into a long first or last word; else the words'.
+        if first[0] + 0.5 < segment.start < first[1]:
+            first[0] = max(first[0], min(first[1] - median, segment.start))
+        if last[0] < segment.end < last[1] - 0.5:
+            last[1] = min(last[1], max(last[0] + median, segment.end))
+        start, end = first[0], last[1]
+        words = tuple(
+            dataclasses.replace(w, start=a, end=b)
+            for w, (a, b) in zip(segment.words, spans, strict=True)
+        )
+        self.last_speech_end = end
+        self._previous_word = texts[-1]
+        return dataclasses.replace(segment, start=start, end=end, words=words)
+
+
+def _ends_sentence(word: str) -> bool:
+    return bool(word) and word[-1] in SENTENCE_ENDS

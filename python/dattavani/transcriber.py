@@ -23,7 +23,7 @@ from .devices import DeviceChoice, configured_fallback_to_cpu, select_device
 from .errors import OptionsError
 from .options import TranscribeOptions
 from .results import Segment, TranscriptionResult
-from .segments import TimeMap, build_segment, flag_repetitions
+from .segments import SegmentBuilder, TimeMap, flag_repetitions
 from .vad import SpeechMap, VadOptions, speech_spans
 from .windows import cut_windows
 
@@ -364,6 +364,8 @@ class _Run:
         self.language_probability = 1.0 if opts.language else 0.0
         self.language_probs: tuple[tuple[str, float], ...] = ()
         self.segments: list[Segment] = []
+        # Where the last word so far ends: a word after a long pause is judged from it.
+        self.last_speech_end = 0.0
         self.first_window = True
 
     def window(self, offset: float, samples: np.ndarray) -> None:
@@ -399,10 +401,9 @@ class _Run:
             self.language = native.language
             self.language_probability = float(native.language_probability)
             self.language_probs = tuple((lang, float(p)) for lang, p in native.language_probs)
-        start_id = len(self.segments)
-        for i, s in enumerate(native.segments):
-            previous = native.segments[i - 1] if i else None
-            self.segments.append(build_segment(start_id + i, s, self.opts, to_time, previous))
+        build = SegmentBuilder(len(self.segments), self.opts, to_time, self.last_speech_end)
+        self.segments.extend(build(s) for s in native.segments)
+        self.last_speech_end = build.last_speech_end
         self.first_window = False
 
     def _detect_language(self, speech: np.ndarray) -> None:
@@ -434,15 +435,9 @@ class _Run:
         if self.on_segment is None:
             return None
         callback = self.on_segment
-        base = len(self.segments)
-        seen: list[_core.Segment] = []
-
-        def on_native(native: _core.Segment) -> None:
-            previous = seen[-1] if seen else None
-            callback(build_segment(base + len(seen), native, self.opts, to_time, previous))
-            seen.append(native)
-
-        return on_native
+        # Its own builder, from the same start as the one that keeps the segments after the call.
+        build = SegmentBuilder(len(self.segments), self.opts, to_time, self.last_speech_end)
+        return lambda native: callback(build(native))
 
     def result(self, duration: float, processing_time: float) -> TranscriptionResult:
         segments = tuple(flag_repetitions(self.segments))

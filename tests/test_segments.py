@@ -1,0 +1,103 @@
+"""Word-time corrections (dattavani.segments.WordTimer) on segments made by hand.
+
+The end-to-end case, noise before jfk against faster-whisper, is in tests/test_transcribe.py.
+"""
+
+from __future__ import annotations
+
+from dattavani.results import Segment, Word
+from dattavani.segments import WordTimer
+
+
+def segment(start: float, end: float, *words: tuple[str, float, float]) -> Segment:
+    return Segment(
+        id=0,
+        start=start,
+        end=end,
+        text="".join(w for w, _, _ in words),
+        tokens=(),
+        avg_logprob=0.0,
+        no_speech_prob=0.0,
+        compression_ratio=1.0,
+        words=tuple(Word(start=a, end=b, word=w, probability=0.9) for w, a, b in words),
+    )
+
+
+def spans(s: Segment) -> list[tuple[float, float]]:
+    return [(round(w.start, 3), round(w.end, 3)) for w in s.words or ()]
+
+
+def test_the_first_word_after_a_pause_is_cut_to_twice_the_median() -> None:
+    # Durations 8.0, 0.3, 0.4, 0.3, 0.3: median 0.3, so " And" keeps its last 0.6 s.
+    before = segment(
+        0.0,
+        9.3,
+        (" And", 0.0, 8.0),
+        (" so", 8.0, 8.3),
+        (" my", 8.3, 8.7),
+        (" fellow", 8.7, 9.0),
+        (" Americans", 9.0, 9.3),
+    )
+    after = WordTimer(last_speech_end=0.0).tighten(before)
+    assert spans(after)[0] == (7.4, 8.0)
+    assert spans(after)[1:] == spans(before)[1:]
+    assert (round(after.start, 3), after.end) == (7.4, 9.3)  # the segment spans its words
+
+
+def test_no_cut_after_speech_that_just_ended() -> None:
+    # The same words right after other speech (7.9 s): not a pause, nothing moves.
+    before = segment(7.5, 9.0, (" And", 7.5, 8.0), (" so", 8.0, 8.3), (" my", 8.3, 9.0))
+    after = WordTimer(last_speech_end=7.4).tighten(before)
+    assert spans(after) == spans(before) and (after.start, after.end) == (7.5, 9.0)
+
+
+def test_a_long_word_beside_a_sentence_end_is_cut_away_from_it() -> None:
+    # Median 0.3 s, longest 0.6 s. " you." holds the pause after it; " Ask" the pause before it.
+    before = segment(
+        1.0,
+        6.8,
+        (" for", 1.0, 1.3),
+        (" you.", 1.3, 3.3),
+        (" Ask", 3.3, 5.0),
+        (" what", 5.0, 5.3),
+        (" you", 5.3, 5.6),
+        (" can", 5.6, 5.9),
+        (" do", 5.9, 6.2),
+        (" now", 6.2, 6.5),
+        (" too", 6.5, 6.8),
+    )
+    after = WordTimer(last_speech_end=0.9).tighten(before)
+    assert spans(after)[1] == (1.3, 1.9)
+    assert spans(after)[2] == (4.4, 5.0)
+
+
+def test_whisper_bounds_inside_long_edge_words_cut_them() -> None:
+    # Median 0.6 s, no pause before. whisper's segment is 2.0..5.0; its first word starts 1.5 s
+    # before that and its last ends 2 s after: the first is cut to its last median (1.8), the
+    # last to whisper's end.
+    before = segment(
+        2.0,
+        5.0,
+        (" one", 0.5, 2.4),
+        (" two", 2.4, 3.0),
+        (" three", 3.0, 3.6),
+        (" four", 3.6, 4.2),
+        (" five", 4.2, 7.0),
+    )
+    after = WordTimer(last_speech_end=0.4).tighten(before)
+    assert spans(after)[0] == (1.8, 2.4) and spans(after)[-1] == (4.2, 5.0)
+    assert spans(after)[1:-1] == spans(before)[1:-1]
+    assert (round(after.start, 3), after.end) == (1.8, 5.0)
+
+
+def test_the_pause_is_judged_from_the_last_word_of_the_segment_before() -> None:
+    timer = WordTimer(last_speech_end=0.0)
+    timer.tighten(segment(0.0, 1.0, (" a", 0.0, 0.3), (" b", 0.3, 0.6), (" c", 0.6, 1.0)))
+    assert timer.last_speech_end == 1.0
+    later = timer.tighten(segment(1.0, 6.3, (" d", 1.0, 6.0), (" e", 6.0, 6.3)))
+    assert spans(later)[0] == (5.4, 6.0) and later.start == 5.4
+
+
+def test_a_segment_without_words_is_left_as_it_is() -> None:
+    empty = segment(1.0, 2.0)
+    assert WordTimer(last_speech_end=0.0).tighten(empty) == empty
