@@ -127,9 +127,11 @@ def test_a_word_after_a_pause_is_not_given_the_pause(
 
     noise = np.random.default_rng(0).normal(0, 0.01, 10 * SR).astype(np.float32)
     audio = np.concatenate([noise, jfk])
-    result = transcriber.transcribe(audio, word_timestamps=True)
+    reported: list[dattavani.Segment] = []
+    result = transcriber.transcribe(audio, word_timestamps=True, on_segment=reported.append)
     check_invariants(result)
     assert words(result.text) == JFK_WORDS
+    assert reported == list(result.segments)  # reported while decoding as they are returned
     reference = WhisperModel(str(ct2_tiny_en), device="cpu", compute_type="float32", cpu_threads=2)
     expected = next(iter(reference.transcribe(audio, word_timestamps=True, beam_size=1)[0]))
     first = result.segments[0]
