@@ -142,4 +142,19 @@ static struct ggml_cgraph * whisper_build_graph_decoder(
     // TAGS: WHISPER_DECODER_INIT
     for (int j = 1; j < n_decoders; j++) {
 ]=])
+
+    # With DTW token timestamps (word_timestamps), the new-segment callback is deferred until the
+    # alignment is done, but the loop that makes it is wrong: it passes a segment's index where
+    # the callback takes the number of new segments, and bounds it by that number, so after the
+    # first 30 s nothing is reported and before it segments were missed or repeated (jfk: one
+    # callback for two segments). The callback is made once, with the number of new segments,
+    # as without DTW. (Reported downstream as tazz4843/whisper-rs#208.)
+    dattavani_replace_once("${source}" [=[
+                        for (int seg = (int) result_all.size() - n_segments; seg < n_segments; seg++) {
+                            params.new_segment_callback(ctx, state, seg, params.new_segment_callback_user_data);
+                        }
+]=] [=[
+                        // dattavani: once, with the number of new segments.
+                        params.new_segment_callback(ctx, state, n_segments, params.new_segment_callback_user_data);
+]=])
 endfunction()

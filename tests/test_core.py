@@ -171,6 +171,20 @@ def test_progress_and_segment_callbacks(transcriber: Transcriber, jfk_samples) -
     assert [s.id for s in seen] == list(range(len(seen)))
 
 
+def test_every_segment_is_reported_with_word_timestamps(
+    transcriber: Transcriber, jfk_samples
+) -> None:
+    # With DTW, whisper.cpp 1.8.5 passed a segment's index as the number of new segments: jfk's
+    # two segments came as one callback, and after the first 30 s none came at all.
+    audio = np.tile(jfk_samples, 3)  # 33 s: two of whisper.cpp's 30 s steps
+    seen: list[dattavani.Segment] = []
+    result = transcriber.transcribe(audio, word_timestamps=True, on_segment=seen.append)
+    assert result.segments[-1].end > 30.0  # from the second step
+    assert [(s.id, s.start, s.end, s.text, s.words) for s in seen] == [
+        (s.id, s.start, s.end, s.text, s.words) for s in result.segments
+    ]
+
+
 def test_callback_exception_stops_the_call(transcriber: Transcriber, jfk_samples) -> None:
     def boom(_segment: object) -> None:
         raise RuntimeError("stop here")
