@@ -51,7 +51,7 @@ step_test() {
     # The tests take the shared speech from ../shared/audio, as on the development machine.
     [ -d ../shared/audio ] || { mkdir -p ../shared && cp -r "$carry/audio" ../shared/audio; }
     # shellcheck disable=SC2086 # TEST_ARGS: more pytest arguments, split on spaces.
-    DATTAVANI_TEST_DEVICE="$device" timeout "${TEST_TIMEOUT:-480}" python3 -m pytest -q ${TEST_ARGS:-} 2>&1 |
+    DATTAVANI_TEST_DEVICE="$device" timeout "${TEST_TIMEOUT:-420}" python3 -m pytest -q ${TEST_ARGS:-} 2>&1 |
         tee "$out/tests.log" | tail -n 25
 }
 

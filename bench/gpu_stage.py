@@ -117,7 +117,8 @@ def what_to_carry() -> list[tuple[str, Path]]:
 
 def pack() -> None:
     """Cut what_to_carry() into .devcarry/ship-N folders that each fit one call."""
-    capacity = CALL_LIMIT - travelling_tree_size() - MIB  # a MiB spare for the manifest and git
+    # 3 MiB spare: for the manifests, and for files that change before the calls are made.
+    capacity = CALL_LIMIT - travelling_tree_size() - 3 * MIB
     items = what_to_carry()
     shutil.rmtree(SHIPS, ignore_errors=True)
     manifest: list[dict[str, object]] = []
@@ -143,14 +144,13 @@ def pack() -> None:
     total = sum(int(str(entry["size"])) for entry in manifest) / MIB
     print(f"{len(manifest)} files, {total:.0f} MiB, in {ship} ships")
     print("Device calls, one after another (the machine is given back after its idle time):")
+    # The build comes with the first ship, the tests with the last; the bench has a call of its
+    # own, each call's command being limited to 10 minutes.
     for n in range(1, ship + 1):
-        steps = [
-            "unpack",
-            *(["build"] if n == 1 else []),
-            *(["test", "bench"] if n == ship else []),
-        ]
+        steps = ["unpack", *(["build"] if n == 1 else []), *(["test"] if n == ship else [])]
         command = f"bash bench/gpu_check.sh {' '.join(steps)}"
-        print(f'  run(command="{command}", carry=[".devcarry/ship-{n}"])')
+        print(f'  run(command="{command}", carry=[".devcarry/ship-{n}"], timeout_s=600)')
+    print('  run(command="bash bench/gpu_check.sh bench", timeout_s=600)')
 
 
 def unpack(ships: Path, into: Path) -> None:
