@@ -57,6 +57,7 @@ THERE_PLATFORMS = (
 
 
 def sha256(path: Path) -> str:
+    # Not dattavani.models.disk_cache.sha256_of: unpack runs there before dattavani is built.
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while block := f.read(MIB):
