@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <limits>
 #include <regex>
 
 namespace dattavani {
@@ -144,6 +145,31 @@ bool on_abort(void * user_data) {
     return static_cast<run_context *>(user_data)->should_stop();
 }
 
+// openai-whisper's non-speech suppression also covers the music and other symbols (♩♪♫♬♭♮♯),
+// which the vocabulary holds only as byte pieces ("♪" is "\xe2\x99" + "\xaa"): it suppresses
+// the first token of each, with and without a leading space. whisper.cpp's suppress_nst only
+// suppresses symbols that are one token, so its decoder still wrote " ♪♪♪♪" over noise.
+std::vector<whisper_token> symbol_first_tokens(whisper_context * ctx) {
+    std::vector<whisper_token> first_tokens;
+    for (const char * symbol : {"♩", "♪", "♫", "♬", "♭", "♮", "♯"}) {
+        for (const std::string & text : {std::string(symbol), " " + std::string(symbol)}) {
+            whisper_token tokens[8];
+            if (whisper_tokenize(ctx, text.c_str(), tokens, 8) > 0 &&
+                std::find(first_tokens.begin(), first_tokens.end(), tokens[0]) == first_tokens.end()) {
+                first_tokens.push_back(tokens[0]);
+            }
+        }
+    }
+    return first_tokens;
+}
+
+void suppress_tokens(whisper_context *, whisper_state *, const whisper_token_data *, int, float * logits,
+                     void * user_data) {
+    for (const whisper_token token : *static_cast<const std::vector<whisper_token> *>(user_data)) {
+        logits[token] = -std::numeric_limits<float>::infinity();
+    }
+}
+
 void check_samples(size_t n_samples) {
     if (n_samples == 0) {
         throw options_error("the audio is empty (0 samples)");
@@ -252,7 +278,8 @@ model::model(const std::string & path, const model_params & params)
       params_(checked(params)),
       info_(inspect_ggml_file(path)),
       ctx_(load_context(path, params_, info_)),
-      pool_(ctx_.get(), params_.max_states) {}
+      pool_(ctx_.get(), params_.max_states),
+      symbol_first_tokens_(symbol_first_tokens(ctx_.get())) {}
 
 std::vector<std::pair<std::string, float>> model::detect_language_with_state(
     whisper_state * state, const float * pcm, size_t n_samples, int n_threads, int offset_ms) {
@@ -344,6 +371,10 @@ transcription model::transcribe(const float * pcm, size_t n_samples, const trans
     p.detect_language = false;
     p.suppress_blank = o.suppress_blank;
     p.suppress_nst = o.suppress_non_speech_tokens;
+    if (o.suppress_non_speech_tokens) {
+        p.logits_filter_callback = suppress_tokens;
+        p.logits_filter_callback_user_data = const_cast<std::vector<whisper_token> *>(&symbol_first_tokens_);
+    }
     p.temperature = o.temperature;
     p.max_initial_ts = o.max_initial_ts;
     p.length_penalty = o.length_penalty;

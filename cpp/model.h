@@ -177,6 +177,8 @@ private:
     ggml_file_info info_;
     context_ptr ctx_;   // declared before the pool: states are freed before the weights
     state_pool pool_;
+    // The first token of each music symbol, suppressed with the non-speech tokens (see model.cpp).
+    std::vector<whisper_token> symbol_first_tokens_;
 };
 
 void validate_options(const transcribe_options & options);

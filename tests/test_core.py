@@ -159,6 +159,21 @@ def test_no_speech_probability_of_silence(
     assert all(s.no_speech_prob > 0.6 for s in result.segments)
 
 
+def test_music_symbols_are_suppressed_with_the_non_speech_tokens(
+    transcriber: Transcriber, jfk_samples
+) -> None:
+    # Noise around jfk. Over the noise after it tiny.en wrote " ♪♪♪♪" (tokens "\xe2\x99" and
+    # "\xaa"): whisper.cpp suppresses only symbols that are one token, openai-whisper the first
+    # token of each music symbol too.
+    noise = np.random.default_rng(0).normal(0, 0.03, 25 * 16000).astype(np.float32)
+    audio = np.concatenate([noise[: 10 * 16000], jfk_samples, noise])
+    result = transcriber.transcribe(audio, word_timestamps=True)
+    assert words(result.text)[:22] == JFK_WORDS
+    assert "♪" not in result.text
+    note = transcriber.native_model.tokenize(" ♪")[0]
+    assert all(note not in s.tokens for s in result.segments)
+
+
 def test_progress_and_segment_callbacks(transcriber: Transcriber, jfk_samples) -> None:
     progress: list[float] = []
     seen: list[dattavani.Segment] = []
