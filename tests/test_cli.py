@@ -344,9 +344,13 @@ def test_whisper_arguments_map_to_transcribe_options() -> None:
             "2.5,7,9,10",
             "--condition_on_previous_text",
             "False",
+            "--hallucination_silence_threshold",
+            "2",
         )
     )
     assert custom["temperature"] == (0.0,)
+    assert custom["hallucination_silence_threshold"] == 2.0
+    assert defaults["hallucination_silence_threshold"] is None
     assert custom["beam_size"] is None
     assert custom["suppress_non_speech_tokens"] is False
     assert custom["clip_timestamps"] == "2.5,7,9,10"

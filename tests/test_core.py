@@ -290,6 +290,7 @@ def test_bad_options_raise_options_error(transcriber: Transcriber, jfk_samples) 
         ({"logprob_threshold": float("nan")}, "logprob_threshold must be a number"),
         ({"suppress_regex": "(["}, "not a valid regular expression"),
         ({"patience": -1.0}, "patience"),
+        ({"hallucination_silence_threshold": 0}, "hallucination_silence_threshold must be > 0"),
     ]:
         with pytest.raises(OptionsError, match=reason):
             transcriber.transcribe(jfk_samples, **options)

@@ -6,10 +6,12 @@ The end-to-end case, noise before jfk against faster-whisper, is in tests/test_t
 from __future__ import annotations
 
 from dattavani.results import Segment, Word
-from dattavani.segments import WordTimer
+from dattavani.segments import WordTimer, drop_hallucinations, is_anomalous
 
 
-def segment(start: float, end: float, *words: tuple[str, float, float]) -> Segment:
+def segment(
+    start: float, end: float, *words: tuple[str, float, float], probability: float = 0.9
+) -> Segment:
     return Segment(
         id=0,
         start=start,
@@ -19,7 +21,7 @@ def segment(start: float, end: float, *words: tuple[str, float, float]) -> Segme
         avg_logprob=0.0,
         no_speech_prob=0.0,
         compression_ratio=1.0,
-        words=tuple(Word(start=a, end=b, word=w, probability=0.9) for w, a, b in words),
+        words=tuple(Word(start=a, end=b, word=w, probability=probability) for w, a, b in words),
     )
 
 
@@ -101,3 +103,39 @@ def test_the_pause_is_judged_from_the_last_word_of_the_segment_before() -> None:
 def test_a_segment_without_words_is_left_as_it_is() -> None:
     empty = segment(1.0, 2.0)
     assert WordTimer(last_speech_end=0.0).tighten(empty) == empty
+
+
+SPEECH = segment(1.0, 2.0, (" Ask", 1.0, 1.3), (" not", 1.3, 1.6), (" now.", 1.6, 2.0))
+# Words lasting no time, as the alignment leaves a hallucination's words over noise.
+SUSPECT = segment(20.0, 20.6, (" Thank", 20.0, 20.6), (" you.", 20.6, 20.6))
+
+
+def test_the_anomaly_score() -> None:
+    assert not is_anomalous(SPEECH)
+    assert is_anomalous(SUSPECT)  # " you." scores 2.0 for lasting 0 s: 2 of 2 words
+    unsure = segment(
+        5.0, 6.2, (" a", 5.0, 5.4), (" b", 5.4, 5.8), (" c", 5.8, 6.2), probability=0.1
+    )
+    assert is_anomalous(unsure)  # each word below 0.15
+    long = segment(5.0, 10.0, (" a", 5.0, 10.0))
+    assert is_anomalous(long)  # 3 s over 2 s
+    punctuated = segment(1.0, 2.3, (" Ask", 1.0, 1.3), (" -", 1.3, 1.3), (" now.", 1.3, 2.3))
+    assert not is_anomalous(punctuated)  # punctuation alone does not count
+
+
+def test_a_suspect_segment_between_silences_is_dropped() -> None:
+    kept = drop_hallucinations([SPEECH, SUSPECT], 2.0, last_speech_end=0.0, window=(0.0, 30.0))
+    assert kept == [SPEECH]
+
+
+def test_a_suspect_segment_next_to_speech_is_kept() -> None:
+    # Speech right before it (0.5 s): no silence before, so it stays, as in openai-whisper.
+    near = segment(2.5, 3.1, (" Thank", 2.5, 3.1), (" you.", 3.1, 3.1))
+    later = segment(30.0, 31.0, (" Ask", 30.0, 30.3), (" not", 30.3, 30.6), (" now", 30.6, 31.0))
+    segments = [SPEECH, near, later]
+    assert drop_hallucinations(segments, 2.0, last_speech_end=0.0, window=(0.0, 40.0)) == segments
+    # With speech right after it instead (0.4 s), likewise.
+    after = segment(21.0, 22.0, (" Ask", 21.0, 21.3), (" not", 21.3, 21.6), (" now", 21.6, 22.0))
+    early = segment(19.0, 19.6, (" Thank", 19.0, 19.6), (" you.", 19.6, 19.6))
+    segments = [SPEECH, early, after]
+    assert drop_hallucinations(segments, 2.0, last_speech_end=0.0, window=(0.0, 40.0)) == segments

@@ -140,6 +140,30 @@ def test_a_word_after_a_pause_is_not_given_the_pause(
     assert abs(first.start - expected.start) <= 0.3, (first, expected)
 
 
+def test_hallucination_silence_threshold_drops_what_is_said_over_noise(
+    transcriber: Transcriber, jfk: np.ndarray, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Noise, jfk, 25 s more noise: over the noise after jfk tiny.en writes " Thank you." (its
+    # word " you." lasting no time: a hallucination's score), 17 s after the last speech.
+    noise = np.random.default_rng(0).normal(0, 0.03, 25 * SR).astype(np.float32)
+    audio = np.concatenate([noise[: 10 * SR], jfk, noise])
+    plain = transcriber.transcribe(audio, word_timestamps=True)
+    assert words(plain.text)[: len(JFK_WORDS)] == JFK_WORDS
+    assert plain.segments[-1].start > 25.0  # said over the noise
+    reported: list[dattavani.Segment] = []
+    dropped = transcriber.transcribe(
+        audio, word_timestamps=True, hallucination_silence_threshold=2.0, on_segment=reported.append
+    )
+    assert words(dropped.text) == JFK_WORDS
+    assert dropped.segments[-1].end < 21.0
+    assert reported == list(dropped.segments)
+    check_invariants(dropped)
+    # As in openai-whisper it needs word timestamps; without them it is ignored, loudly.
+    with caplog.at_level("WARNING", logger="dattavani"):
+        transcriber.transcribe(jfk, hallucination_silence_threshold=2.0)
+    assert "hallucination_silence_threshold needs word_timestamps=True" in caplog.text
+
+
 def test_vad_skips_silence_and_keeps_the_timeline(transcriber: Transcriber, jfk) -> None:
     audio = np.concatenate([np.zeros(30 * SR, np.float32), jfk])
     with_vad = transcriber.transcribe(audio, vad_filter=True, word_timestamps=True)

@@ -107,7 +107,13 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     add("--max_words_per_line", type=optional_int, default=None, help="words in a line")
     add("--threads", type=optional_int, default=0, help="CPU threads (0: all, up to 8)")
     add("--clip_timestamps", type=str, default="0", help="start,end,... seconds to transcribe")
-    add("--hallucination_silence_threshold", type=optional_float, default=None, help="accepted")
+    add(
+        "--hallucination_silence_threshold",
+        type=optional_float,
+        default=None,
+        help="(requires --word_timestamps True) drop a likely hallucination between silences "
+        "longer than this many seconds",
+    )
     p.set_defaults(command="whisper", handler=run_whisper)
 
 
@@ -138,6 +144,7 @@ def transcribe_options(args: argparse.Namespace) -> dict[str, Any]:
         "initial_prompt": args.initial_prompt,
         "carry_initial_prompt": args.carry_initial_prompt,
         "word_timestamps": args.word_timestamps,
+        "hallucination_silence_threshold": args.hallucination_silence_threshold,
     }
     if args.suppress_tokens in ("-1", ""):
         options["suppress_non_speech_tokens"] = args.suppress_tokens == "-1"
@@ -152,7 +159,6 @@ def transcribe_options(args: argparse.Namespace) -> dict[str, Any]:
     ignored = {
         "prepend_punctuations": args.prepend_punctuations != _PREPEND_PUNCTUATIONS,
         "append_punctuations": args.append_punctuations != _APPEND_PUNCTUATIONS,
-        "hallucination_silence_threshold": args.hallucination_silence_threshold is not None,
     }
     for name in (n for n, given in ignored.items() if given):
         logger.warning("--%s is accepted but has no effect in dattavani", name)

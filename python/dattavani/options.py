@@ -58,6 +58,9 @@ class TranscribeOptions:
     suppress_non_speech_tokens: bool = True
     suppress_regex: str | None = None
     word_timestamps: bool = False
+    # With word timestamps: drop a segment that looks like a hallucination (openai-whisper's
+    # score on its words) when silence longer than this many seconds surrounds it.
+    hallucination_silence_threshold: float | None = None
     without_timestamps: bool = False
     max_initial_timestamp: float = 1.0
     max_segment_length: int = 0
@@ -86,6 +89,9 @@ class TranscribeOptions:
                 raise OptionsError(f"{name} must be a finite number >= 0, got {value}")
         if self.no_speech_threshold is not None and self.no_speech_threshold > 1:
             raise OptionsError(f"no_speech_threshold must be <= 1, got {self.no_speech_threshold}")
+        threshold = self.hallucination_silence_threshold
+        if threshold is not None and threshold <= 0:
+            raise OptionsError(f"hallucination_silence_threshold must be > 0, got {threshold}")
         if self.patience is not None and self.patience <= 0:
             raise OptionsError(f"patience must be > 0, got {self.patience}")
         if self.max_initial_timestamp < 0:
@@ -203,6 +209,7 @@ _KINDS: dict[str, type] = {
     "suppress_non_speech_tokens": bool,
     "suppress_regex": str,
     "word_timestamps": bool,
+    "hallucination_silence_threshold": float,
     "without_timestamps": bool,
     "max_initial_timestamp": float,
     "max_segment_length": int,

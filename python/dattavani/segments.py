@@ -220,3 +220,74 @@ class WordTimer:
 
 def _ends_sentence(word: str) -> bool:
     return bool(word) and word[-1] in SENTENCE_ENDS
+
+
+#: openai-whisper's punctuation: words of these alone do not count in a segment's anomaly score.
+PUNCTUATION = "\"'“¿([{-\"'.。,，!！?？:：”)]}、"  # noqa: RUF001
+
+
+def is_anomalous(segment: Segment | None) -> bool:
+    """Whether a segment's words look like a hallucination, by openai-whisper's score.
+
+    Of its first eight words that are not punctuation alone, each scores 1 if its probability is
+    below 0.15, 15 per second it falls short of 0.133 s, and 1 per second it runs over 2 s; the
+    segment is suspect when the score reaches 3 or the number of those words.
+
+    >>> is_anomalous(None)
+    False
+    """
+    if segment is None or not segment.words:
+        return False
+    words = [w for w in segment.words if w.word.strip(" " + PUNCTUATION)][:8]
+    score = sum(_word_anomaly(w) for w in words)
+    return score >= 3 or score + 0.01 >= len(words)
+
+
+def drop_hallucinations(
+    segments: Sequence[Segment],
+    threshold: float,
+    last_speech_end: float,
+    window: tuple[float, float],
+) -> list[Segment]:
+    """The segments of one whisper.cpp call without those that look like hallucinations
+    (:func:`is_anomalous`) and have silence of over ``threshold`` seconds on both sides.
+
+    As openai-whisper's ``hallucination_silence_threshold``: before a segment is silence when the
+    last kept speech (``last_speech_end`` at first) ended over ``threshold`` earlier, or the
+    segment is within ``threshold`` of the audio's start or 2 s of the window's (``window``: its
+    start and end); after it, when the next segment with words starts over ``threshold`` later or
+    is suspect too, or the window ends within 2 s. openai-whisper then decodes the audio after
+    the dropped segment again; whisper.cpp has decoded it already, so the later segments stay.
+    Segments without words are kept.
+    """
+    start, end = window
+    kept: list[Segment] = []
+    for i, segment in enumerate(segments):
+        if segment.words and is_anomalous(segment):
+            following = next((s for s in segments[i + 1 :] if s.words), None)
+            next_start = following.words[0].start if following and following.words else end
+            silence_before = (
+                segment.start - last_speech_end > threshold
+                or segment.start < threshold
+                or segment.start - start < 2.0
+            )
+            silence_after = (
+                next_start - segment.end > threshold
+                or is_anomalous(following)
+                or end - segment.end < 2.0
+            )
+            if silence_before and silence_after:
+                continue
+        kept.append(segment)
+        last_speech_end = segment.end
+    return kept
+
+
+def _word_anomaly(word: Word) -> float:
+    duration = word.end - word.start
+    score = 1.0 if word.probability < 0.15 else 0.0
+    if duration < 0.133:
+        score += (0.133 - duration) * 15
+    if duration > 2.0:
+        score += duration - 2.0
+    return score

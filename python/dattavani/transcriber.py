@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,7 @@ from .devices import DeviceChoice, configured_fallback_to_cpu, select_device
 from .errors import OptionsError
 from .options import TranscribeOptions
 from .results import Segment, TranscriptionResult
-from .segments import SegmentBuilder, TimeMap, flag_repetitions
+from .segments import SegmentBuilder, TimeMap, drop_hallucinations, flag_repetitions
 from .vad import SpeechMap, VadOptions, speech_spans
 from .windows import cut_windows
 
@@ -367,6 +367,14 @@ class _Run:
         # Where the last word so far ends: a word after a long pause is judged from it.
         self.last_speech_end = 0.0
         self.first_window = True
+        threshold = opts.hallucination_silence_threshold
+        if threshold is not None and not opts.word_timestamps:
+            logger.warning(
+                "hallucination_silence_threshold needs word_timestamps=True, as in openai-whisper: "
+                "ignored"
+            )
+        # Segments are then reported after each window, once the suspect ones are dropped.
+        self.hallucination_threshold = threshold if opts.word_timestamps else None
 
     def window(self, offset: float, samples: np.ndarray) -> None:
         speech_map: SpeechMap | None = None
@@ -402,8 +410,19 @@ class _Run:
             self.language_probability = float(native.language_probability)
             self.language_probs = tuple((lang, float(p)) for lang, p in native.language_probs)
         build = SegmentBuilder(len(self.segments), self.opts, to_time, self.last_speech_end)
-        self.segments.extend(build(s) for s in native.segments)
-        self.last_speech_end = build.last_speech_end
+        segments = [build(s) for s in native.segments]
+        if self.hallucination_threshold is None:
+            self.last_speech_end = build.last_speech_end
+        else:
+            segments = drop_hallucinations(
+                segments, self.hallucination_threshold, self.last_speech_end, (offset, window_end)
+            )
+            segments = [replace(s, id=len(self.segments) + i) for i, s in enumerate(segments)]
+            for segment in segments:
+                if self.on_segment is not None:
+                    self.on_segment(segment)
+                self.last_speech_end = segment.end
+        self.segments.extend(segments)
         self.first_window = False
 
     def _detect_language(self, speech: np.ndarray) -> None:
@@ -432,7 +451,7 @@ class _Run:
         return " ".join(parts)
 
     def _segment_callback(self, to_time: TimeMap) -> Callable[[_core.Segment], None] | None:
-        if self.on_segment is None:
+        if self.on_segment is None or self.hallucination_threshold is not None:
             return None
         callback = self.on_segment
         # Its own builder, from the same start as the one that keeps the segments after the call.
