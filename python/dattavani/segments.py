@@ -141,16 +141,31 @@ def _words(
         text = b"".join(t.text for t in group).decode("utf-8", errors="replace")
         probability = sum(t.probability for t in group) / len(group)
         if group[-1].dtw_time >= 0:
+            # Punctuation after a word is part of its text but not of its time, as openai-whisper
+            # merges it: the alignment often gives a comma the pause after it.
+            spoken = len(group)
+            while spoken > 1 and _is_append_punctuation(group[spoken - 1].text):
+                spoken -= 1
             start = previous_end
-            end = to_time(group[-1].dtw_time, True)
+            end = to_time(group[spoken - 1].dtw_time, True)
+            after = to_time(group[-1].dtw_time, True)
         else:
             start = to_time(group[0].start, False)
-            end = to_time(group[-1].end, True)
+            end = after = to_time(group[-1].end, True)
         start = min(max(start, previous_end, seg_start), seg_end)
         end = min(max(end, start), seg_end)
         words.append(Word(start=start, end=end, word=text, probability=probability))
-        previous_end = end
+        previous_end = min(max(after, end), seg_end)
     return tuple(words)
+
+
+#: openai-whisper's append_punctuations: merged into the word before them.
+APPEND_PUNCTUATION = "\"'.。,，!！?？:：”)]}、"  # noqa: RUF001
+
+
+def _is_append_punctuation(token_text: bytes) -> bool:
+    text = token_text.decode("utf-8", errors="ignore")
+    return bool(text) and all(c in APPEND_PUNCTUATION for c in text)
 
 
 #: Marks that end a sentence (openai-whisper's): a word too long beside one is cut.
