@@ -5,8 +5,11 @@ The end-to-end case, noise before jfk against faster-whisper, is in tests/test_t
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+from dattavani.options import TranscribeOptions
 from dattavani.results import Segment, Word
-from dattavani.segments import WordTimer, drop_hallucinations, is_anomalous
+from dattavani.segments import WordTimer, build_segment, drop_hallucinations, is_anomalous
 
 
 def segment(
@@ -139,3 +142,32 @@ def test_a_suspect_segment_next_to_speech_is_kept() -> None:
     early = segment(19.0, 19.6, (" Thank", 19.0, 19.6), (" you.", 19.6, 19.6))
     segments = [SPEECH, early, after]
     assert drop_hallucinations(segments, 2.0, last_speech_end=0.0, window=(0.0, 40.0)) == segments
+
+
+def test_punctuation_after_a_word_is_text_not_time() -> None:
+    # Tokens and DTW times as base gave them for jfk: the comma holds the pause after
+    # " Americans" (2.3 to 3.18 s). The word ends at 2.3; " ask" begins at 3.18.
+    def token(text: bytes, dtw_time: float) -> SimpleNamespace:
+        return SimpleNamespace(
+            id=0, text=text, dtw_time=dtw_time, probability=0.9, start=0.0, end=0.0
+        )
+
+    native = SimpleNamespace(
+        start=1.0,
+        end=4.2,
+        text=" fellow Americans, ask",
+        tokens=[
+            token(b" fellow", 1.58),
+            token(b" Americans", 2.3),
+            token(b",", 3.18),
+            token(b" ask", 4.2),
+        ],
+        avg_logprob=-0.1,
+        no_speech_prob=0.0,
+    )
+    built = build_segment(0, native, TranscribeOptions(word_timestamps=True), lambda t, _: t)
+    assert [(w.word, w.start, w.end) for w in built.words or ()] == [
+        (" fellow", 1.0, 1.58),
+        (" Americans,", 1.58, 2.3),
+        (" ask", 3.18, 4.2),
+    ]

@@ -126,8 +126,10 @@ def _words(
 
     Tokens are joined as bytes before decoding, since a character may span two tokens, so the
     words join back to exactly the segment's text. With DTW, each token's time is where the
-    alignment leaves it (openai-whisper's word boundaries): a word ends there and the next begins
-    (the first word at ``first_start``); without, whisper.cpp's timestamp-token estimates are used.
+    alignment leaves it (openai-whisper's word boundaries): a word ends at its last spoken token
+    (punctuation after it is text, not time) and the next begins where the word's last token
+    ends (the first word at ``first_start``); without, whisper.cpp's timestamp-token estimates
+    are used.
     """
     groups: list[list[_core.Token]] = []
     for token in native.tokens:
