@@ -163,7 +163,7 @@ std::vector<whisper_token> symbol_first_tokens(whisper_context * ctx) {
     return first_tokens;
 }
 
-void suppress_tokens(whisper_context *, whisper_state *, const whisper_token_data *, int, float * logits,
+void suppress_listed_tokens(whisper_context *, whisper_state *, const whisper_token_data *, int, float * logits,
                      void * user_data) {
     for (const whisper_token token : *static_cast<const std::vector<whisper_token> *>(user_data)) {
         logits[token] = -std::numeric_limits<float>::infinity();
@@ -210,6 +210,12 @@ void validate_options(const transcribe_options & o) {
     }
     if (!(o.entropy_thold >= 0.0f)) {
         fail("entropy_threshold must be >= 0, got " + std::to_string(o.entropy_thold));
+    }
+    for (const int token : o.suppress_tokens) {
+        if (token < 0) {
+            fail("suppress_tokens must be token ids >= 0 (or -1 for the non-speech tokens), got " +
+                 std::to_string(token));
+        }
     }
     if (o.max_len < 0 || o.max_tokens < 0 || o.offset_ms < 0 || o.duration_ms < 0 || o.audio_ctx < 0 ||
         o.n_max_text_ctx < 0) {
@@ -371,9 +377,23 @@ transcription model::transcribe(const float * pcm, size_t n_samples, const trans
     p.detect_language = false;
     p.suppress_blank = o.suppress_blank;
     p.suppress_nst = o.suppress_non_speech_tokens;
+    // Suppressed at every step besides what whisper.cpp suppresses itself: the caller's token ids,
+    // and the music symbols' first pieces with the non-speech tokens. Lives until whisper_full
+    // returns.
+    std::vector<whisper_token> suppressed(o.suppress_tokens.begin(), o.suppress_tokens.end());
+    const int n_vocab = whisper_n_vocab(ctx_.get());
+    for (const whisper_token token : suppressed) {
+        if (token >= n_vocab) {
+            throw options_error("suppress_tokens: " + std::to_string(token) + " is not a token of this model (" +
+                                std::to_string(n_vocab) + " tokens)");
+        }
+    }
     if (o.suppress_non_speech_tokens) {
-        p.logits_filter_callback = suppress_tokens;
-        p.logits_filter_callback_user_data = const_cast<std::vector<whisper_token> *>(&symbol_first_tokens_);
+        suppressed.insert(suppressed.end(), symbol_first_tokens_.begin(), symbol_first_tokens_.end());
+    }
+    if (!suppressed.empty()) {
+        p.logits_filter_callback = suppress_listed_tokens;
+        p.logits_filter_callback_user_data = &suppressed;
     }
     p.temperature = o.temperature;
     p.max_initial_ts = o.max_initial_ts;

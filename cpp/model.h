@@ -50,6 +50,7 @@ struct transcribe_options {
     bool condition_on_previous_text = true;
     bool suppress_blank = true;
     bool suppress_non_speech_tokens = true;
+    std::vector<int> suppress_tokens;  // token ids never to emit (openai-whisper's, less its -1)
     std::string suppress_regex;
     bool token_timestamps = false;
     bool no_timestamps = false;

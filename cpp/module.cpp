@@ -140,6 +140,7 @@ PYBIND11_MODULE(_core, m) {
         .def_readwrite("condition_on_previous_text", &transcribe_options::condition_on_previous_text)
         .def_readwrite("suppress_blank", &transcribe_options::suppress_blank)
         .def_readwrite("suppress_non_speech_tokens", &transcribe_options::suppress_non_speech_tokens)
+        .def_readwrite("suppress_tokens", &transcribe_options::suppress_tokens)
         .def_readwrite("suppress_regex", &transcribe_options::suppress_regex)
         .def_readwrite("token_timestamps", &transcribe_options::token_timestamps)
         .def_readwrite("no_timestamps", &transcribe_options::no_timestamps)

@@ -330,7 +330,7 @@ def test_whisper_arguments_map_to_transcribe_options() -> None:
     defaults = transcribe_options(whisper_args())
     assert defaults["temperature"] == (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     assert (defaults["beam_size"], defaults["best_of"]) == (5, 5)
-    assert defaults["suppress_non_speech_tokens"] is True
+    assert defaults["suppress_tokens"] == (-1,)
     assert "clip_timestamps" not in defaults
     custom = transcribe_options(
         whisper_args(
@@ -352,7 +352,7 @@ def test_whisper_arguments_map_to_transcribe_options() -> None:
     assert custom["hallucination_silence_threshold"] == 2.0
     assert defaults["hallucination_silence_threshold"] is None
     assert custom["beam_size"] is None
-    assert custom["suppress_non_speech_tokens"] is False
+    assert custom["suppress_tokens"] == ()
     assert custom["clip_timestamps"] == "2.5,7,9,10"
     assert custom["condition_on_previous_text"] is False
     assert format_timestamp(8.0) == "00:08.000" and format_timestamp(3725.5) == "01:02:05.500"

@@ -174,6 +174,23 @@ def test_music_symbols_are_suppressed_with_the_non_speech_tokens(
     assert all(note not in s.tokens for s in result.segments)
 
 
+def test_suppress_tokens_keeps_those_ids_out(transcriber: Transcriber, jfk_samples) -> None:
+    # faster-whisper's suppress_tokens: the token " country" never comes (tiny.en writes
+    # " Country" instead).
+    country = transcriber.native_model.tokenize(" country")
+    assert len(country) == 1
+    plain = transcriber.transcribe(jfk_samples)
+    assert any(country[0] in s.tokens for s in plain.segments)
+    result = transcriber.transcribe(jfk_samples, suppress_tokens=[-1, country[0]])
+    assert all(country[0] not in s.tokens for s in result.segments)
+    assert " country" not in result.text and result.text != plain.text
+    # -1 is the non-speech tokens: [-1] is the default, [] turns them off as well.
+    default = transcriber.transcribe(jfk_samples, suppress_tokens=[-1])
+    assert default.text == plain.text
+    off = transcriber.transcribe(jfk_samples, suppress_tokens=[])
+    assert off.text == transcriber.transcribe(jfk_samples, suppress_non_speech_tokens=False).text
+
+
 def test_progress_and_segment_callbacks(transcriber: Transcriber, jfk_samples) -> None:
     progress: list[float] = []
     seen: list[dattavani.Segment] = []
@@ -291,6 +308,9 @@ def test_bad_options_raise_options_error(transcriber: Transcriber, jfk_samples) 
         ({"suppress_regex": "(["}, "not a valid regular expression"),
         ({"patience": -1.0}, "patience"),
         ({"hallucination_silence_threshold": 0}, "hallucination_silence_threshold must be > 0"),
+        ({"suppress_tokens": [-2]}, "suppress_tokens must be token ids"),
+        ({"suppress_tokens": 5}, "suppress_tokens must be token ids"),
+        ({"suppress_tokens": [60_000]}, "60000 is not a token of this model"),
     ]:
         with pytest.raises(OptionsError, match=reason):
             transcriber.transcribe(jfk_samples, **options)

@@ -34,6 +34,7 @@ class TranscribeOptions:
     condition_on_previous_text: bool
     suppress_blank: bool
     suppress_non_speech_tokens: bool
+    suppress_tokens: list[int]
     suppress_regex: str
     token_timestamps: bool
     no_timestamps: bool

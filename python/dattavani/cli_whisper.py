@@ -146,14 +146,14 @@ def transcribe_options(args: argparse.Namespace) -> dict[str, Any]:
         "word_timestamps": args.word_timestamps,
         "hallucination_silence_threshold": args.hallucination_silence_threshold,
     }
-    if args.suppress_tokens in ("-1", ""):
-        options["suppress_non_speech_tokens"] = args.suppress_tokens == "-1"
-    else:
-        logger.warning(
-            "--suppress_tokens %s: suppressing token ids is not supported; "
-            "non-speech tokens are suppressed as with -1",
-            args.suppress_tokens,
+    try:
+        options["suppress_tokens"] = tuple(
+            int(t) for t in args.suppress_tokens.split(",") if t.strip()
         )
+    except ValueError:
+        raise UsageError(
+            f"--suppress_tokens {args.suppress_tokens!r}: token ids separated by commas"
+        ) from None
     if args.clip_timestamps != "0":
         options["clip_timestamps"] = args.clip_timestamps
     ignored = {

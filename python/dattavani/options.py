@@ -56,6 +56,9 @@ class TranscribeOptions:
     carry_initial_prompt: bool = False
     suppress_blank: bool = True
     suppress_non_speech_tokens: bool = True
+    # faster-whisper's and openai-whisper's token ids never to emit; -1 stands for the non-speech
+    # tokens. Given, it decides those too: [] suppresses nothing, [-1] is the default.
+    suppress_tokens: tuple[int, ...] | None = None
     suppress_regex: str | None = None
     word_timestamps: bool = False
     # With word timestamps: drop a segment that looks like a hallucination (openai-whisper's
@@ -89,6 +92,14 @@ class TranscribeOptions:
                 raise OptionsError(f"{name} must be a finite number >= 0, got {value}")
         if self.no_speech_threshold is not None and self.no_speech_threshold > 1:
             raise OptionsError(f"no_speech_threshold must be <= 1, got {self.no_speech_threshold}")
+        if self.suppress_tokens is not None and not (
+            isinstance(self.suppress_tokens, tuple)
+            and all(_is_token_id(t) for t in self.suppress_tokens)
+        ):
+            raise OptionsError(
+                f"suppress_tokens must be token ids (or -1 for the non-speech tokens), "
+                f"got {self.suppress_tokens!r}"
+            )
         threshold = self.hallucination_silence_threshold
         if threshold is not None and threshold <= 0:
             raise OptionsError(f"hallucination_silence_threshold must be > 0, got {threshold}")
@@ -141,7 +152,7 @@ class TranscribeOptions:
                 f"unknown transcription option(s): {', '.join(unknown)}; "
                 f"known: {', '.join(sorted(known))}"
             )
-        for name in ("temperature", "allowed_languages"):
+        for name in ("temperature", "allowed_languages", "suppress_tokens"):
             if isinstance(kwargs.get(name), Sequence) and not isinstance(kwargs[name], str):
                 kwargs[name] = tuple(kwargs[name])
         return cls(**kwargs)
@@ -175,7 +186,11 @@ class TranscribeOptions:
         native.initial_prompt = self.initial_prompt or ""
         native.carry_initial_prompt = self.carry_initial_prompt
         native.suppress_blank = self.suppress_blank
-        native.suppress_non_speech_tokens = self.suppress_non_speech_tokens
+        if self.suppress_tokens is None:
+            native.suppress_non_speech_tokens = self.suppress_non_speech_tokens
+        else:
+            native.suppress_non_speech_tokens = -1 in self.suppress_tokens
+            native.suppress_tokens = [t for t in self.suppress_tokens if t >= 0]
         native.suppress_regex = self.suppress_regex or ""
         native.token_timestamps = self.word_timestamps
         native.no_timestamps = self.without_timestamps
@@ -188,6 +203,11 @@ class TranscribeOptions:
         native.audio_ctx = self.audio_ctx
         native.validate()
         return native
+
+
+def _is_token_id(value: object) -> bool:
+    """A token id, or -1 for the non-speech tokens (a bool is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= -1
 
 
 #: The type each scalar option must have (checked before anything reaches the native layer).
