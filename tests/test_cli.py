@@ -20,7 +20,7 @@ import srt
 import webvtt
 
 from dattavani import _core
-from dattavani.cli import expand_inputs, format_duration
+from dattavani.cli import UsageError, expand_inputs, format_duration
 from dattavani.cli_compare import normalized_words, word_errors
 from dattavani.cli_whisper import add_parser, format_timestamp, transcribe_options
 from speech import JFK_WORDS, words
@@ -353,6 +353,13 @@ def test_whisper_arguments_map_to_transcribe_options() -> None:
     assert defaults["hallucination_silence_threshold"] is None
     assert custom["beam_size"] is None
     assert custom["suppress_tokens"] == ()
+    assert transcribe_options(whisper_args("--suppress_tokens", "-1,50,7"))["suppress_tokens"] == (
+        -1,
+        50,
+        7,
+    )
+    with pytest.raises(UsageError, match="token ids separated by commas"):
+        transcribe_options(whisper_args("--suppress_tokens", "-1,music"))
     assert custom["clip_timestamps"] == "2.5,7,9,10"
     assert custom["condition_on_previous_text"] is False
     assert format_timestamp(8.0) == "00:08.000" and format_timestamp(3725.5) == "01:02:05.500"
