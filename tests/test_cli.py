@@ -353,13 +353,10 @@ def test_whisper_arguments_map_to_transcribe_options() -> None:
     assert defaults["hallucination_silence_threshold"] is None
     assert custom["beam_size"] is None
     assert custom["suppress_tokens"] == ()
-    assert transcribe_options(whisper_args("--suppress_tokens", "-1,50,7"))["suppress_tokens"] == (
-        -1,
-        50,
-        7,
-    )
+    ids = transcribe_options(whisper_args("--suppress_tokens=-1,50,7"))["suppress_tokens"]
+    assert ids == (-1, 50, 7)
     with pytest.raises(UsageError, match="token ids separated by commas"):
-        transcribe_options(whisper_args("--suppress_tokens", "-1,music"))
+        transcribe_options(whisper_args("--suppress_tokens=-1,music"))
     assert custom["clip_timestamps"] == "2.5,7,9,10"
     assert custom["condition_on_previous_text"] is False
     assert format_timestamp(8.0) == "00:08.000" and format_timestamp(3725.5) == "01:02:05.500"
