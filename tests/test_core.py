@@ -16,6 +16,7 @@ import pytest
 
 import dattavani
 from dattavani import Cancelled, ModelLoadError, OptionsError, Transcriber, _core
+from dattavani.options import TranscribeOptions
 from speech import JFK_WORDS, words
 
 
@@ -311,9 +312,15 @@ def test_bad_options_raise_options_error(transcriber: Transcriber, jfk_samples) 
         ({"suppress_tokens": [-2]}, "suppress_tokens must be token ids"),
         ({"suppress_tokens": 5}, "suppress_tokens must be token ids"),
         ({"suppress_tokens": [60_000]}, "60000 is not a token of this model"),
+        ({"repetition_penalty": 1.1}, "repetition_penalty is not supported: whisper.cpp's"),
+        ({"logprob_threshold": -1, "log_prob_threshold": -1}, "not both"),
     ]:
         with pytest.raises(OptionsError, match=reason):
             transcriber.transcribe(jfk_samples, **options)
+
+
+def test_faster_whisper_names_are_taken() -> None:
+    assert TranscribeOptions.from_kwargs(log_prob_threshold=-0.5).logprob_threshold == -0.5
 
 
 def test_model_hyperparameters(transcriber: Transcriber, tiny_en_ggml: Path) -> None:

@@ -144,30 +144,47 @@ def test_a_suspect_segment_next_to_speech_is_kept() -> None:
     assert drop_hallucinations(segments, 2.0, last_speech_end=0.0, window=(0.0, 40.0)) == segments
 
 
-def test_punctuation_after_a_word_is_text_not_time() -> None:
-    # Tokens and DTW times as base gave them for jfk: the comma holds the pause after
-    # " Americans" (2.3 to 3.18 s). The word ends at 2.3; " ask" begins at 3.18.
-    def token(text: bytes, dtw_time: float) -> SimpleNamespace:
-        return SimpleNamespace(
-            id=0, text=text, dtw_time=dtw_time, probability=0.9, start=0.0, end=0.0
-        )
+def token(text: bytes, dtw_time: float) -> SimpleNamespace:
+    """A decoded token as the native layer gives it, with its DTW time."""
+    return SimpleNamespace(id=0, text=text, dtw_time=dtw_time, probability=0.9, start=0.0, end=0.0)
 
+
+def words_of(tokens: list[SimpleNamespace], **options: object) -> list[tuple[str, float, float]]:
     native = SimpleNamespace(
         start=1.0,
-        end=4.2,
-        text=" fellow Americans, ask",
-        tokens=[
-            token(b" fellow", 1.58),
-            token(b" Americans", 2.3),
-            token(b",", 3.18),
-            token(b" ask", 4.2),
-        ],
+        end=tokens[-1].dtw_time,
+        text=b"".join(t.text for t in tokens).decode(),
+        tokens=tokens,
         avg_logprob=-0.1,
         no_speech_prob=0.0,
     )
-    built = build_segment(0, native, TranscribeOptions(word_timestamps=True), lambda t, _: t)
-    assert [(w.word, w.start, w.end) for w in built.words or ()] == [
+    opts = TranscribeOptions(word_timestamps=True, **options)  # type: ignore[arg-type]
+    built = build_segment(0, native, opts, lambda t, _: t)
+    return [(w.word, w.start, w.end) for w in built.words or ()]
+
+
+# Tokens and DTW times as base gave them for jfk: the comma holds the pause after " Americans".
+AMERICANS = [
+    token(b" fellow", 1.58),
+    token(b" Americans", 2.3),
+    token(b",", 3.18),
+    token(b" ask", 4.2),
+]
+
+
+def test_punctuation_after_a_word_is_text_not_time() -> None:
+    # " Americans," ends at 2.3, where the word does; " ask" begins at 3.18.
+    assert words_of(AMERICANS) == [
         (" fellow", 1.0, 1.58),
         (" Americans,", 1.58, 2.3),
         (" ask", 3.18, 4.2),
     ]
+    # Without "," among the append punctuation, the comma is timed with its word.
+    assert words_of(AMERICANS, append_punctuations=".")[1] == (" Americans,", 1.58, 3.18)
+
+
+def test_punctuation_before_a_word_joins_it() -> None:
+    # ' "' is a word of its own by the spaces; openai-whisper merges it into the word after.
+    quoted = [token(b" said", 1.5), token(b' "', 1.9), token(b" ask", 2.4), token(b'"', 2.6)]
+    assert words_of(quoted) == [(" said", 1.0, 1.5), (' " ask"', 1.9, 2.4)]
+    assert words_of(quoted, prepend_punctuations="")[1] == (' "', 1.5, 1.9)

@@ -28,6 +28,7 @@ from .cli import (
     load_transcriber,
     run_batch,
 )
+from .options import TranscribeOptions
 
 if TYPE_CHECKING:
     from .config import Config
@@ -35,9 +36,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("dattavani.cli")
 
-# openai-whisper's defaults for the arguments that are accepted but not acted on.
-_PREPEND_PUNCTUATIONS = "\"'“¿([{-"
-_APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"  # noqa: RUF001
 _WORD_OPTIONS = ("highlight_words", "max_line_count", "max_line_width", "max_words_per_line")
 
 
@@ -99,8 +97,18 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     add("--logprob_threshold", type=optional_float, default=-1.0)
     add("--no_speech_threshold", type=optional_float, default=0.6)
     add("--word_timestamps", type=str2bool, default=False, help="times for every word")
-    add("--prepend_punctuations", type=str, default=_PREPEND_PUNCTUATIONS, help="accepted")
-    add("--append_punctuations", type=str, default=_APPEND_PUNCTUATIONS, help="accepted")
+    add(
+        "--prepend_punctuations",
+        type=str,
+        default=TranscribeOptions.prepend_punctuations,
+        help="with --word_timestamps: merged into the word after them",
+    )
+    add(
+        "--append_punctuations",
+        type=str,
+        default=TranscribeOptions.append_punctuations,
+        help="with --word_timestamps: merged into the word before them",
+    )
     add("--highlight_words", type=str2bool, default=False, help="underline words in srt/vtt")
     add("--max_line_width", type=optional_int, default=None, help="characters in a line")
     add("--max_line_count", type=optional_int, default=None, help="lines in a segment")
@@ -144,6 +152,8 @@ def transcribe_options(args: argparse.Namespace) -> dict[str, Any]:
         "initial_prompt": args.initial_prompt,
         "carry_initial_prompt": args.carry_initial_prompt,
         "word_timestamps": args.word_timestamps,
+        "prepend_punctuations": args.prepend_punctuations,
+        "append_punctuations": args.append_punctuations,
         "hallucination_silence_threshold": args.hallucination_silence_threshold,
     }
     try:
@@ -156,12 +166,6 @@ def transcribe_options(args: argparse.Namespace) -> dict[str, Any]:
         ) from None
     if args.clip_timestamps != "0":
         options["clip_timestamps"] = args.clip_timestamps
-    ignored = {
-        "prepend_punctuations": args.prepend_punctuations != _PREPEND_PUNCTUATIONS,
-        "append_punctuations": args.append_punctuations != _APPEND_PUNCTUATIONS,
-    }
-    for name in (n for n, given in ignored.items() if given):
-        logger.warning("--%s is accepted but has no effect in dattavani", name)
     return options
 
 

@@ -61,6 +61,9 @@ class TranscribeOptions:
     suppress_tokens: tuple[int, ...] | None = None
     suppress_regex: str | None = None
     word_timestamps: bool = False
+    # openai-whisper's: with word timestamps, punctuation merged into the word after / before it.
+    prepend_punctuations: str = "\"'“¿([{-"
+    append_punctuations: str = "\"'.。,，!！?？:：”)]}、"  # noqa: RUF001
     # With word timestamps: drop a segment that looks like a hallucination (openai-whisper's
     # score on its words) when silence longer than this many seconds surrounds it.
     hallucination_silence_threshold: float | None = None
@@ -144,7 +147,21 @@ class TranscribeOptions:
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> TranscribeOptions:
-        """Build from keyword arguments, naming the unknown ones in the error."""
+        """Build from keyword arguments, naming the unknown ones in the error.
+
+        faster-whisper's names are taken where they differ (``log_prob_threshold``); those of its
+        options dattavani does not have are named with the reason.
+        """
+        for theirs, ours in _ALIASES.items():
+            if theirs in kwargs:
+                if ours in kwargs:
+                    raise OptionsError(f"give {ours} or {theirs} (faster-whisper's name), not both")
+                kwargs[ours] = kwargs.pop(theirs)
+        unsupported = sorted(set(kwargs) & set(_UNSUPPORTED))
+        if unsupported:
+            raise OptionsError(
+                "; ".join(f"{name} is not supported: {_UNSUPPORTED[name]}" for name in unsupported)
+            )
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(kwargs) - known)
         if unknown:
@@ -205,6 +222,27 @@ class TranscribeOptions:
         return native
 
 
+#: faster-whisper's names for our options.
+_ALIASES = {"log_prob_threshold": "logprob_threshold"}
+#: faster-whisper's options dattavani does not have, and why.
+_UNSUPPORTED = {
+    "chunk_length": "whisper.cpp decodes 30 s windows, the length the models were trained on",
+    "language_detection_segments": "the language is detected on the first 30 s of speech; "
+    "name it with language=, or limit the choice with allowed_languages=",
+    "language_detection_threshold": "the language is detected on the first 30 s of speech; "
+    "name it with language=, or limit the choice with allowed_languages=",
+    "multilingual": "one language is detected (or given) per call",
+    "max_new_tokens": "whisper.cpp bounds each window's tokens itself; see max_tokens_per_segment",
+    "prefix": "whisper.cpp cannot force the first tokens; initial_prompt primes the decoder",
+    "prompt_reset_on_temperature": "whisper.cpp's fallback keeps the prompt",
+    "log_progress": "pass on_progress=, a callback given each fraction done",
+    "repetition_penalty": "whisper.cpp's decoder has no repetition penalty; its entropy check "
+    "(entropy_threshold) retries windows that repeat",
+    "no_repeat_ngram_size": "whisper.cpp's decoder has no n-gram block; its entropy check "
+    "(entropy_threshold) retries windows that repeat",
+}
+
+
 def _is_token_id(value: object) -> bool:
     """A token id, or -1 for the non-speech tokens (a bool is not one)."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= -1
@@ -229,6 +267,8 @@ _KINDS: dict[str, type] = {
     "suppress_non_speech_tokens": bool,
     "suppress_regex": str,
     "word_timestamps": bool,
+    "prepend_punctuations": str,
+    "append_punctuations": str,
     "hallucination_silence_threshold": float,
     "without_timestamps": bool,
     "max_initial_timestamp": float,

@@ -53,7 +53,7 @@ def build_segment(
         first_start = start
         if previous is not None and previous.tokens and previous.tokens[-1].dtw_time >= 0:
             first_start = max(start, to_time(previous.tokens[-1].dtw_time, False))
-        words = _words(native, start, end, to_time, first_start)
+        words = _words(native, start, end, to_time, first_start, opts)
     ratio = compression_ratio(text)
     flags = []
     if opts.compression_ratio_threshold is not None and ratio > opts.compression_ratio_threshold:
@@ -120,16 +120,23 @@ def flag_repetitions(segments: Sequence[Segment]) -> list[Segment]:
 
 
 def _words(
-    native: _core.Segment, seg_start: float, seg_end: float, to_time: TimeMap, first_start: float
+    native: _core.Segment,
+    seg_start: float,
+    seg_end: float,
+    to_time: TimeMap,
+    first_start: float,
+    opts: TranscribeOptions,
 ) -> tuple[Word, ...]:
     """Merge tokens into words: a word starts at a token that begins with a space.
 
     Tokens are joined as bytes before decoding, since a character may span two tokens, so the
-    words join back to exactly the segment's text. With DTW, each token's time is where the
-    alignment leaves it (openai-whisper's word boundaries): a word ends at its last spoken token
-    (punctuation after it is text, not time) and the next begins where the word's last token
-    ends (the first word at ``first_start``); without, whisper.cpp's timestamp-token estimates
-    are used.
+    words join back to exactly the segment's text. As openai-whisper merges punctuation, a word
+    of ``opts.prepend_punctuations`` alone (" (", ' "') joins the word after it, and punctuation
+    of ``opts.append_punctuations`` stays with the word before it; either is text, not time. With
+    DTW, each token's time is where the alignment leaves it: a word spans its spoken tokens (the
+    alignment often gives a comma the pause after it) and the next word begins where this one's
+    last token ends (the first word at ``first_start``); without, whisper.cpp's timestamp-token
+    estimates are used.
     """
     groups: list[list[_core.Token]] = []
     for token in native.tokens:
@@ -137,19 +144,22 @@ def _words(
             groups.append([token])
         else:
             groups[-1].append(token)
+    for i in range(len(groups) - 2, -1, -1):
+        if all(_only(t.text, opts.prepend_punctuations) for t in groups[i]):
+            groups[i : i + 2] = [groups[i] + groups[i + 1]]
     words = []
     previous_end = min(first_start, seg_end)
     for group in groups:
         text = b"".join(t.text for t in group).decode("utf-8", errors="replace")
         probability = sum(t.probability for t in group) / len(group)
         if group[-1].dtw_time >= 0:
-            # Punctuation after a word is part of its text but not of its time, as openai-whisper
-            # merges it: the alignment often gives a comma the pause after it.
-            spoken = len(group)
-            while spoken > 1 and _is_append_punctuation(group[spoken - 1].text):
-                spoken -= 1
-            start = previous_end
-            end = to_time(group[spoken - 1].dtw_time, True)
+            first, last = 0, len(group) - 1
+            while first < last and _only(group[first].text, opts.prepend_punctuations):
+                first += 1
+            while last > first and _only(group[last].text, opts.append_punctuations):
+                last -= 1
+            start = to_time(group[first - 1].dtw_time, False) if first else previous_end
+            end = to_time(group[last].dtw_time, True)
             after = to_time(group[-1].dtw_time, True)
         else:
             start = to_time(group[0].start, False)
@@ -161,13 +171,10 @@ def _words(
     return tuple(words)
 
 
-#: openai-whisper's append_punctuations: merged into the word before them.
-APPEND_PUNCTUATION = "\"'.。,，!！?？:：”)]}、"  # noqa: RUF001
-
-
-def _is_append_punctuation(token_text: bytes) -> bool:
-    text = token_text.decode("utf-8", errors="ignore")
-    return bool(text) and all(c in APPEND_PUNCTUATION for c in text)
+def _only(token_text: bytes, punctuation: str) -> bool:
+    """Whether a token is nothing but characters of ``punctuation`` (and a leading space)."""
+    text = token_text.decode("utf-8", errors="ignore").lstrip(" ")
+    return bool(text) and all(c in punctuation for c in text)
 
 
 #: Marks that end a sentence (openai-whisper's): a word too long beside one is cut.
