@@ -232,7 +232,8 @@ _UNSUPPORTED = {
     "language_detection_threshold": "the language is detected on the first 30 s of speech; "
     "name it with language=, or limit the choice with allowed_languages=",
     "multilingual": "one language is detected (or given) per call",
-    "max_new_tokens": "whisper.cpp bounds each window's tokens itself; see max_tokens_per_segment",
+    "max_new_tokens": "whisper.cpp decodes at most half the text context (224 tokens) per 30 s; "
+    "max_tokens_per_segment cuts segments",
     "prefix": "whisper.cpp cannot force the first tokens; initial_prompt primes the decoder",
     "prompt_reset_on_temperature": "whisper.cpp's fallback keeps the prompt",
     "log_progress": "pass on_progress=, a callback given each fraction done",
