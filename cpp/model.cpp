@@ -163,10 +163,47 @@ std::vector<whisper_token> symbol_first_tokens(whisper_context * ctx) {
     return first_tokens;
 }
 
-void suppress_listed_tokens(whisper_context *, whisper_state *, const whisper_token_data *, int, float * logits,
-                     void * user_data) {
-    for (const whisper_token token : *static_cast<const std::vector<whisper_token> *>(user_data)) {
-        logits[token] = -std::numeric_limits<float>::infinity();
+// What whisper.cpp's logits filter does at every step of a call, for each decoder: the tokens
+// suppressed besides whisper.cpp's own, and faster-whisper's (CTranslate2's) repetition penalty
+// and n-gram block over the tokens that decoder has written in the current 30 s step.
+struct logits_filter {
+    std::vector<whisper_token> suppressed;
+    float repetition_penalty = 1.0f;
+    int no_repeat_ngram_size = 0;
+
+    bool active() const { return !suppressed.empty() || repetition_penalty != 1.0f || no_repeat_ngram_size > 0; }
+};
+
+void filter_logits(whisper_context *, whisper_state *, const whisper_token_data * tokens, int n_tokens,
+                   float * logits, void * user_data) {
+    const auto & filter = *static_cast<const logits_filter *>(user_data);
+    constexpr float blocked = -std::numeric_limits<float>::infinity();
+    for (const whisper_token token : filter.suppressed) {
+        logits[token] = blocked;
+    }
+    if (filter.repetition_penalty != 1.0f) {
+        std::vector<whisper_token> written;
+        for (int i = 0; i < n_tokens; ++i) {
+            written.push_back(tokens[i].id);
+        }
+        std::sort(written.begin(), written.end());
+        written.erase(std::unique(written.begin(), written.end()), written.end());
+        for (const whisper_token token : written) {
+            float & logit = logits[token];
+            logit = logit > 0.0f ? logit / filter.repetition_penalty : logit * filter.repetition_penalty;
+        }
+    }
+    // A token that would complete an n-gram already written: the n-gram's last n - 1 tokens
+    // are the last n - 1 written.
+    const int n = filter.no_repeat_ngram_size;
+    for (int i = 0; n > 0 && i + n <= n_tokens; ++i) {
+        bool same = true;
+        for (int k = 0; same && k < n - 1; ++k) {
+            same = tokens[i + k].id == tokens[n_tokens - (n - 1) + k].id;
+        }
+        if (same) {
+            logits[tokens[i + n - 1].id] = blocked;
+        }
     }
 }
 
@@ -210,6 +247,12 @@ void validate_options(const transcribe_options & o) {
     }
     if (!(o.entropy_thold >= 0.0f)) {
         fail("entropy_threshold must be >= 0, got " + std::to_string(o.entropy_thold));
+    }
+    if (!(o.repetition_penalty > 0.0f && o.repetition_penalty < 1e6f)) {
+        fail("repetition_penalty must be > 0, got " + std::to_string(o.repetition_penalty));
+    }
+    if (o.no_repeat_ngram_size < 0) {
+        fail("no_repeat_ngram_size must be >= 0, got " + std::to_string(o.no_repeat_ngram_size));
     }
     for (const int token : o.suppress_tokens) {
         if (token < 0) {
@@ -380,20 +423,23 @@ transcription model::transcribe(const float * pcm, size_t n_samples, const trans
     // Suppressed at every step besides what whisper.cpp suppresses itself: the caller's token ids,
     // and the music symbols' first pieces with the non-speech tokens. Lives until whisper_full
     // returns.
-    std::vector<whisper_token> suppressed(o.suppress_tokens.begin(), o.suppress_tokens.end());
+    logits_filter filter;
+    filter.suppressed.assign(o.suppress_tokens.begin(), o.suppress_tokens.end());
     const int n_vocab = whisper_n_vocab(ctx_.get());
-    for (const whisper_token token : suppressed) {
+    for (const whisper_token token : filter.suppressed) {
         if (token >= n_vocab) {
             throw options_error("suppress_tokens: " + std::to_string(token) + " is not a token of this model (" +
                                 std::to_string(n_vocab) + " tokens)");
         }
     }
     if (o.suppress_non_speech_tokens) {
-        suppressed.insert(suppressed.end(), symbol_first_tokens_.begin(), symbol_first_tokens_.end());
+        filter.suppressed.insert(filter.suppressed.end(), symbol_first_tokens_.begin(), symbol_first_tokens_.end());
     }
-    if (!suppressed.empty()) {
-        p.logits_filter_callback = suppress_listed_tokens;
-        p.logits_filter_callback_user_data = &suppressed;
+    filter.repetition_penalty = o.repetition_penalty;
+    filter.no_repeat_ngram_size = o.no_repeat_ngram_size;
+    if (filter.active()) {
+        p.logits_filter_callback = filter_logits;
+        p.logits_filter_callback_user_data = &filter;
     }
     p.temperature = o.temperature;
     p.max_initial_ts = o.max_initial_ts;

@@ -51,6 +51,8 @@ struct transcribe_options {
     bool suppress_blank = true;
     bool suppress_non_speech_tokens = true;
     std::vector<int> suppress_tokens;  // token ids never to emit (openai-whisper's, less its -1)
+    float repetition_penalty = 1.0f;   // faster-whisper's: > 1 makes written tokens less likely
+    int no_repeat_ngram_size = 0;      // faster-whisper's: no n-gram of this size twice; 0 = off
     std::string suppress_regex;
     bool token_timestamps = false;
     bool no_timestamps = false;

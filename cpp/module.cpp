@@ -141,6 +141,8 @@ PYBIND11_MODULE(_core, m) {
         .def_readwrite("suppress_blank", &transcribe_options::suppress_blank)
         .def_readwrite("suppress_non_speech_tokens", &transcribe_options::suppress_non_speech_tokens)
         .def_readwrite("suppress_tokens", &transcribe_options::suppress_tokens)
+        .def_readwrite("repetition_penalty", &transcribe_options::repetition_penalty)
+        .def_readwrite("no_repeat_ngram_size", &transcribe_options::no_repeat_ngram_size)
         .def_readwrite("suppress_regex", &transcribe_options::suppress_regex)
         .def_readwrite("token_timestamps", &transcribe_options::token_timestamps)
         .def_readwrite("no_timestamps", &transcribe_options::no_timestamps)

@@ -192,6 +192,23 @@ def test_suppress_tokens_keeps_those_ids_out(transcriber: Transcriber, jfk_sampl
     assert off.text == transcriber.transcribe(jfk_samples, suppress_non_speech_tokens=False).text
 
 
+def test_repetition_penalty_and_no_repeat_ngram_size(transcriber: Transcriber, jfk_samples) -> None:
+    # faster-whisper's, over the tokens written in the current 30 s step (jfk is one).
+    def bigrams(result: dattavani.TranscriptionResult) -> list[tuple[int, int]]:
+        pairs = (zip(s.tokens[:-1], s.tokens[1:], strict=True) for s in result.segments)
+        return [pair for segment_pairs in pairs for pair in segment_pairs]
+
+    plain = transcriber.transcribe(jfk_samples)
+    assert len(set(bigrams(plain))) < len(bigrams(plain))  # "can do", "do for" come twice
+    blocked = transcriber.transcribe(jfk_samples, no_repeat_ngram_size=2)
+    assert len(set(bigrams(blocked))) == len(bigrams(blocked))
+    # The penalty makes the written tokens less likely: jfk's second half comes in other tokens
+    # (" Ask, What You Can Do..."), the same words.
+    penalised = transcriber.transcribe(jfk_samples, repetition_penalty=1.5)
+    assert penalised.text != plain.text
+    assert words(penalised.text) == JFK_WORDS
+
+
 def test_progress_and_segment_callbacks(transcriber: Transcriber, jfk_samples) -> None:
     progress: list[float] = []
     seen: list[dattavani.Segment] = []
@@ -312,7 +329,9 @@ def test_bad_options_raise_options_error(transcriber: Transcriber, jfk_samples) 
         ({"suppress_tokens": [-2]}, "suppress_tokens must be token ids"),
         ({"suppress_tokens": 5}, "suppress_tokens must be token ids"),
         ({"suppress_tokens": [60_000]}, "60000 is not a token of this model"),
-        ({"repetition_penalty": 1.1}, "repetition_penalty is not supported: whisper.cpp's"),
+        ({"prefix": "And so"}, "prefix is not supported: whisper.cpp cannot force"),
+        ({"repetition_penalty": 0.0}, "repetition_penalty must be > 0"),
+        ({"no_repeat_ngram_size": -1}, "no_repeat_ngram_size must be >= 0"),
         ({"logprob_threshold": -1, "log_prob_threshold": -1}, "not both"),
     ]:
         with pytest.raises(OptionsError, match=reason):

@@ -35,6 +35,8 @@ class TranscribeOptions:
     suppress_blank: bool
     suppress_non_speech_tokens: bool
     suppress_tokens: list[int]
+    repetition_penalty: float
+    no_repeat_ngram_size: int
     suppress_regex: str
     token_timestamps: bool
     no_timestamps: bool

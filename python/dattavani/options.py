@@ -60,6 +60,10 @@ class TranscribeOptions:
     # tokens. Given, it decides those too: [] suppresses nothing, [-1] is the default.
     suppress_tokens: tuple[int, ...] | None = None
     suppress_regex: str | None = None
+    # faster-whisper's (CTranslate2's), over the tokens written in the current 30 s step: > 1
+    # makes them less likely again; no n-gram of no_repeat_ngram_size tokens twice (0: off).
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
     word_timestamps: bool = False
     # openai-whisper's: with word timestamps, punctuation merged into the word after / before it.
     prepend_punctuations: str = "\"'“¿([{-"
@@ -102,6 +106,12 @@ class TranscribeOptions:
             raise OptionsError(
                 f"suppress_tokens must be token ids (or -1 for the non-speech tokens), "
                 f"got {self.suppress_tokens!r}"
+            )
+        if self.repetition_penalty <= 0:
+            raise OptionsError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        if self.no_repeat_ngram_size < 0:
+            raise OptionsError(
+                f"no_repeat_ngram_size must be >= 0, got {self.no_repeat_ngram_size}"
             )
         threshold = self.hallucination_silence_threshold
         if threshold is not None and threshold <= 0:
@@ -209,6 +219,8 @@ class TranscribeOptions:
             native.suppress_non_speech_tokens = -1 in self.suppress_tokens
             native.suppress_tokens = [t for t in self.suppress_tokens if t >= 0]
         native.suppress_regex = self.suppress_regex or ""
+        native.repetition_penalty = self.repetition_penalty
+        native.no_repeat_ngram_size = self.no_repeat_ngram_size
         native.token_timestamps = self.word_timestamps
         native.no_timestamps = self.without_timestamps
         native.max_initial_ts = self.max_initial_timestamp
@@ -237,10 +249,6 @@ _UNSUPPORTED = {
     "prefix": "whisper.cpp cannot force the first tokens; initial_prompt primes the decoder",
     "prompt_reset_on_temperature": "whisper.cpp's fallback keeps the prompt",
     "log_progress": "pass on_progress=, a callback given each fraction done",
-    "repetition_penalty": "whisper.cpp's decoder has no repetition penalty; its entropy check "
-    "(entropy_threshold) retries windows that repeat",
-    "no_repeat_ngram_size": "whisper.cpp's decoder has no n-gram block; its entropy check "
-    "(entropy_threshold) retries windows that repeat",
 }
 
 
@@ -267,6 +275,8 @@ _KINDS: dict[str, type] = {
     "suppress_blank": bool,
     "suppress_non_speech_tokens": bool,
     "suppress_regex": str,
+    "repetition_penalty": float,
+    "no_repeat_ngram_size": int,
     "word_timestamps": bool,
     "prepend_punctuations": str,
     "append_punctuations": str,
