@@ -1,7 +1,8 @@
 """From whisper.cpp's segments and tokens to our :class:`Segment` and :class:`Word` results.
 
 Times are mapped through a caller's function (window offset, VAD joins) so segments and words are
-always on the original timeline.
+always on the original timeline. With word timestamps, word times get openai-whisper's
+corrections (:class:`WordTimer`) and its hallucination check (:func:`drop_hallucinations`).
 """
 
 from __future__ import annotations
