@@ -200,8 +200,9 @@ def test_repetition_penalty_and_no_repeat_ngram_size(transcriber: Transcriber, j
 
     plain = transcriber.transcribe(jfk_samples)
     assert len(set(bigrams(plain))) < len(bigrams(plain))  # "can do", "do for" come twice
-    blocked = transcriber.transcribe(jfk_samples, no_repeat_ngram_size=2)
-    assert len(set(bigrams(blocked))) == len(bigrams(blocked))
+    for beam_size in (None, 5):  # each beam's own tokens
+        blocked = transcriber.transcribe(jfk_samples, no_repeat_ngram_size=2, beam_size=beam_size)
+        assert len(set(bigrams(blocked))) == len(bigrams(blocked)), beam_size
     # The penalty makes the written tokens less likely: jfk's second half comes in other tokens
     # (" Ask, What You Can Do..."), the same words.
     penalised = transcriber.transcribe(jfk_samples, repetition_penalty=1.5)
