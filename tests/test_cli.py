@@ -219,6 +219,11 @@ def test_bad_files_are_reported_the_rest_done_and_nothing_overwritten(
         (["transcribe", "x.wav", "-f", "srt,docx"], None, "unknown output format 'docx'"),
         (["transcribe", "x.wav", "--temperature", "hot"], None, "invalid temperature 'hot'"),
         (["transcribe", "x.wav", "--beam-size", "99"], None, "beam_size must be"),
+        (
+            ["transcribe", "x.wav", "--hallucination-silence-threshold", "0"],
+            None,
+            "hallucination_silence_threshold must be > 0",
+        ),
         (["transcribe", "x.wav", "--language", "klingon"], None, "unknown language 'klingon'"),
         (["transcribe", "x.wav", "--model", "no-such.bin"], None, "no-such.bin"),
         (["transcribe", "x.wav", "-m", "{model}", "--device", "tpu"], None, "unknown device"),

@@ -36,6 +36,7 @@ small-q = { model_id = "openai/whisper-small", precision = "q5_0", revision = "m
 language = "en"
 output_format = "srt,vtt"
 word_timestamps = true
+hallucination_silence_threshold = 2
 threads = 4
 beam_size = 5
 temperature = [0.0, 0.2, 0.4]
@@ -77,6 +78,7 @@ def test_seed_example_loads_with_every_value_converted(tmp_path: Path, clean_env
     t = config.transcribe
     assert (t.language, t.output_format, t.word_timestamps) == ("en", ("srt", "vtt"), True)
     assert (t.threads, t.beam_size, t.temperature) == (4, 5, (0.0, 0.2, 0.4))
+    assert t.hallucination_silence_threshold == 2.0
     assert t.device == "auto" and t.overwrite is False  # untouched keys keep their defaults
     assert config.logging.level == "INFO"
     assert config.source == tmp_path / "dattavani.toml"
@@ -171,6 +173,10 @@ def test_environment_beats_the_file_and_the_file_beats_defaults(tmp_path: Path) 
         ("[native_models]\nfallback_to_cpu = 'yes'", r"fallback_to_cpu = 'yes' .*true or false"),
         ("[transcribe]\nword_timestamps = 1", r"word_timestamps = 1 is invalid \(an integer\)"),
         ("[transcribe]\nthreads = 2.5", r"threads = 2.5 is invalid \(a float\)"),
+        (
+            "[transcribe]\nhallucination_silence_threshold = 0",
+            r"hallucination_silence_threshold = 0 is invalid \(an integer\); allowed: a number > 0",
+        ),
         ("native_models = 3", r"\[native_models\] must be a table, got an integer"),
         (
             "[native_models]\nmodels = 'base'",

@@ -176,6 +176,12 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     )
     on_off = argparse.BooleanOptionalAction
     parser.add_argument("--word-timestamps", action=on_off, help="times for every word")
+    parser.add_argument(
+        "--hallucination-silence-threshold",
+        type=float,
+        metavar="SECONDS",
+        help="with --word-timestamps: drop a likely hallucination between longer silences",
+    )
     parser.add_argument("--vad", action=on_off, help="skip silence with Silero VAD")
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N, metal or vulkan")
     parser.add_argument("--threads", type=int, help="CPU threads per file")
@@ -567,6 +573,9 @@ def run_transcribe(args: argparse.Namespace, config: Config) -> int:
         "beam_size": pick(args.beam_size, defaults.beam_size),
         "initial_prompt": pick(args.initial_prompt, defaults.initial_prompt),
         "word_timestamps": pick(args.word_timestamps, defaults.word_timestamps),
+        "hallucination_silence_threshold": pick(
+            args.hallucination_silence_threshold, defaults.hallucination_silence_threshold
+        ),
     }
     if temperature is not None:
         options["temperature"] = temperature

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import re
 import sys
@@ -81,6 +82,7 @@ class TranscribeConfig:
     output_format: tuple[str, ...] = ("all",)
     output_dir: Path | None = None
     word_timestamps: bool = False
+    hallucination_silence_threshold: float | None = None
     vad: bool = False
     device: str = "auto"
     threads: int | None = None
@@ -146,6 +148,12 @@ def _integer(minimum: int) -> Callable[[Any], int]:
         return value
 
     return check
+
+
+def _positive_number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise _Invalid("a number > 0")
+    return float(value)
 
 
 def _choice(*allowed: str, case: Callable[[str], str] = str.lower) -> Callable[[Any], str]:
@@ -299,6 +307,7 @@ _TRANSCRIBE_CHECKS: _Checks = {
     "output_format": _formats,
     "output_dir": _path,
     "word_timestamps": _boolean,
+    "hallucination_silence_threshold": _positive_number,
     "vad": _boolean,
     "device": _string,
     "threads": _integer(1),
