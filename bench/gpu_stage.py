@@ -102,7 +102,7 @@ def fetch_wheels(into: Path) -> list[Path]:
 def what_to_carry() -> list[tuple[str, Path]]:
     """(name there, file here) for everything gpu_check.sh needs, smallest first: the build's
     source comes in the first call, so the build can start while the rest is still to come."""
-    sys.path.insert(0, str(REPO / "bench"))
+    # Imported here: unpack runs there before dattavani, which common imports, is built.
     from common import SHARED_AUDIO, ggml_model, work_dir
 
     tarball = REPO / "third_party" / "downloads" / "pywhispercpp-1.5.1.tar.gz"

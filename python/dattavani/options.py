@@ -236,13 +236,15 @@ class TranscribeOptions:
 
 #: faster-whisper's names for our options.
 _ALIASES = {"log_prob_threshold": "logprob_threshold"}
+_DETECTED_ONCE = (
+    "the language is detected on the first 30 s of speech; name it with language=, or limit "
+    "the choice with allowed_languages="
+)
 #: faster-whisper's options dattavani does not have, and why.
 _UNSUPPORTED = {
     "chunk_length": "whisper.cpp decodes 30 s windows, the length the models were trained on",
-    "language_detection_segments": "the language is detected on the first 30 s of speech; "
-    "name it with language=, or limit the choice with allowed_languages=",
-    "language_detection_threshold": "the language is detected on the first 30 s of speech; "
-    "name it with language=, or limit the choice with allowed_languages=",
+    "language_detection_segments": _DETECTED_ONCE,
+    "language_detection_threshold": _DETECTED_ONCE,
     "multilingual": "one language is detected (or given) per call",
     "max_new_tokens": "whisper.cpp decodes at most half the text context (224 tokens) per 30 s; "
     "max_tokens_per_segment cuts segments",

@@ -247,8 +247,9 @@ def _ends_sentence(word: str) -> bool:
     return bool(word) and word[-1] in SENTENCE_ENDS
 
 
-#: openai-whisper's punctuation: words of these alone do not count in a segment's anomaly score.
-PUNCTUATION = "\"'“¿([{-\"'.。,，!！?？:：”)]}、"  # noqa: RUF001
+#: openai-whisper's punctuation (its default prepend and append sets): words of these alone do
+#: not count in a segment's anomaly score.
+PUNCTUATION = TranscribeOptions.prepend_punctuations + TranscribeOptions.append_punctuations
 
 
 def is_anomalous(segment: Segment | None) -> bool:
