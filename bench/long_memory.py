@@ -1,11 +1,13 @@
 """Peak memory against file length: a 60+ minute file vs a 10-minute one (issue 4).
 
     python bench/long_memory.py --minutes 10,60 --model tiny.en
+    python bench/long_memory.py --minutes 10,60 --model tiny.en --batch-size 8   # batched
 
 Each file is written once to bench/.work/ as 16 kHz mono FLAC (the shared speech with pauses,
 streamed to disk block by block), then transcribed in a fresh process that reports its peak RSS
 (ru_maxrss). dattavani streams the decode and feeds whisper.cpp windows of at most 360 s, so the
-peak should not grow with the file's length.
+peak should not grow with the file's length; batched, it holds the window and the chunks in
+flight.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ RUN = """
 import json, resource, sys, time
 from dattavani import Transcriber
 started = time.perf_counter()
-result = Transcriber(sys.argv[1], threads=int(sys.argv[3])).transcribe(sys.argv[2])
+batched = {"batch_size": int(sys.argv[4])} if sys.argv[4] != "0" else {}
+result = Transcriber(sys.argv[1], threads=int(sys.argv[3])).transcribe(sys.argv[2], **batched)
 print(json.dumps({
     "seconds": time.perf_counter() - started,
     "audio_seconds": result.duration,
@@ -60,6 +63,7 @@ def main() -> None:
     parser.add_argument("--minutes", default="10,60")
     parser.add_argument("--model", default="tiny.en")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=0, help="batched (default 0: not)")
     args = parser.parse_args()
     print("| file | audio | transcription s | x real time | segments | peak RSS MB |")
     print("|---|---|---|---|---|---|")
@@ -67,7 +71,10 @@ def main() -> None:
     for minutes in (int(m) for m in args.minutes.split(",")):
         path = long_file(minutes)
         done = subprocess.run(
-            [sys.executable, "-c", RUN, args.model, str(path), str(args.threads)],
+            [
+                *(sys.executable, "-c", RUN, args.model, str(path)),
+                *(str(args.threads), str(args.batch_size)),
+            ],
             capture_output=True,
             text=True,
             check=True,
