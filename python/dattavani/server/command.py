@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import sys
 from dataclasses import replace
@@ -13,8 +12,6 @@ if TYPE_CHECKING:
     from dattavani.config import Config
 
 EXIT_USAGE = 2
-#: What ``dattavani serve`` needs beyond the core install.
-SERVER_MODULES = ("fastapi", "uvicorn", "multipart")
 
 
 def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -44,14 +41,17 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def run_serve(args: argparse.Namespace, config: Config) -> int:
     """Run the server until interrupted; exit code 2 when the server extra is not installed."""
-    missing = [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
-    if missing:
+    try:
+        import fastapi  # noqa: F401
+        import multipart  # noqa: F401
+        import uvicorn
+    except ImportError as error:
         print(
-            f'dattavani: error: serve needs {", ".join(missing)}: pip install "dattavani[server]"',
+            f"dattavani: error: serve needs {error.name}, which is not installed: "
+            'pip install "dattavani[server]"',
             file=sys.stderr,
         )
         return EXIT_USAGE
-    import uvicorn
 
     from dattavani.errors import ConfigError
 
