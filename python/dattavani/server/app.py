@@ -15,7 +15,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -442,11 +442,8 @@ async def _audio(request: Request, state: ServerState, task: str) -> Response:
         cleanup.callback(state.registry.release, model)
         request.state.model = model.name
         if audio_request.stream:
-            return StreamingResponse(
-                _events(state, model, source, audio_request, cleanup.pop_all()),
-                media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-            )
+            events = _events(state, model, source, audio_request)
+            return _EventStream(events, cleanup.pop_all())
         result = await _decode(state, model, source, audio_request, None, request.is_disconnected)
         body, media_type = render(result, audio_request)
         return Response(body, media_type=media_type)
@@ -532,35 +529,50 @@ async def _decode(
     return result
 
 
+class _EventStream(StreamingResponse):
+    """Server-sent events that, however the response ends (the client may leave before the first
+    event or in the middle of one), stop their decode and then free what the request held."""
+
+    def __init__(self, events: AsyncGenerator[str, None], cleanup: contextlib.AsyncExitStack):
+        super().__init__(
+            events,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self._events = events
+        self._cleanup = cleanup
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._events.aclose()
+                await self._cleanup.aclose()
+
+
 async def _events(
-    state: ServerState,
-    model: LoadedModel,
-    source: Any,
-    audio_request: AudioRequest,
-    cleanup: contextlib.AsyncExitStack,
-) -> AsyncIterator[str]:
+    state: ServerState, model: LoadedModel, source: Any, audio_request: AudioRequest
+) -> AsyncGenerator[str, None]:
     """``stream=true``: a ``transcript.text.delta`` event per decoded segment, then
     ``transcript.text.done``; an error after the response began arrives as an ``error`` event."""
-    async with cleanup:
-        loop = asyncio.get_running_loop()
-        segments: asyncio.Queue[Segment | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    segments: asyncio.Queue[Segment | None] = asyncio.Queue()
 
-        def on_segment(segment: Segment) -> None:
-            loop.call_soon_threadsafe(segments.put_nowait, segment)
+    def on_segment(segment: Segment) -> None:
+        loop.call_soon_threadsafe(segments.put_nowait, segment)
 
-        decode = asyncio.ensure_future(
-            _decode(state, model, source, audio_request, on_segment, None)
-        )
-        decode.add_done_callback(lambda _: segments.put_nowait(None))
-        try:
-            while (segment := await segments.get()) is not None:
-                yield sse_event({"type": "transcript.text.delta", "delta": segment.text})
-            result = await decode
-            yield sse_event({"type": "transcript.text.done", "text": result.text.strip()})
-        except APIError as error:
-            yield sse_event({"type": "error", **error.body()})
-        finally:
-            if not decode.done():
-                decode.cancel()
-                with anyio.CancelScope(shield=True):
-                    await asyncio.wait({decode})
+    decode = asyncio.ensure_future(_decode(state, model, source, audio_request, on_segment, None))
+    decode.add_done_callback(lambda _: segments.put_nowait(None))
+    try:
+        while (segment := await segments.get()) is not None:
+            yield sse_event({"type": "transcript.text.delta", "delta": segment.text})
+        result = await decode
+        yield sse_event({"type": "transcript.text.done", "text": result.text.strip()})
+    except APIError as error:
+        yield sse_event({"type": "error", **error.body()})
+    finally:
+        if not decode.done():
+            decode.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait({decode})
