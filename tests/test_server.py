@@ -40,6 +40,7 @@ def server(tiny_en_ggml: Path, test_device: str) -> RunningServer:
                 "max_queue": 6,
                 "max_upload_size": "4MiB",
                 "access_log": True,
+                "cors_origins": ["https://notes.example"],
             }
         }
     )
@@ -448,6 +449,26 @@ def test_health_is_503_until_the_model_loads(tmp_path: Path) -> None:
         assert reply.status == 503
         assert reply.json()["status"] == "error"
         assert str(missing) in reply.json()["error"]
+
+
+def test_cors_origins_from_config(server: RunningServer) -> None:
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    allowed = server.request(
+        "/v1/audio/transcriptions",
+        headers={"Origin": "https://notes.example", **preflight},
+        method="OPTIONS",
+    )
+    assert allowed.status == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://notes.example"
+    other = server.request(
+        "/v1/audio/transcriptions",
+        headers={"Origin": "https://evil.example", **preflight},
+        method="OPTIONS",
+    )
+    assert "access-control-allow-origin" not in {k.lower() for k in other.headers}
 
 
 def test_page_is_served(server: RunningServer) -> None:
