@@ -412,9 +412,9 @@ async def _audio(request: Request, state: ServerState, task: str) -> Response:
     if (
         length is not None
         and length.isdigit()
-        and int(length) > settings.max_upload_size + (FORM_OVERHEAD)
+        and int(length) > (settings.max_upload_size + FORM_OVERHEAD)
     ):
-        raise _too_large(settings.max_upload_size)
+        raise _too_large(settings.max_upload_size)  # refused before the body is read
     state.admission.enter()
     async with contextlib.AsyncExitStack() as cleanup:
         cleanup.callback(state.admission.leave)
