@@ -497,3 +497,22 @@ def test_serve_without_the_extra_says_how_to_install(tmp_path: Path) -> None:
     )
     assert completed.returncode == 2, completed.stderr
     assert 'pip install "dattavani[server]"' in completed.stderr
+
+
+def test_help_loads_neither_fastapi_nor_uvicorn() -> None:
+    probe = (
+        "import sys\n"
+        "from dattavani.cli import main\n"
+        "for argv in (['--help'], ['serve', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit as e:\n"
+        "        assert e.code == 0, (argv, e.code)\n"
+        "heavy = ['fastapi', 'uvicorn', 'starlette', 'multipart', 'numpy']\n"
+        "print('LOADED', [m for m in heavy if m in sys.modules])\n"
+    )
+    probed = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert "LOADED []" in probed.stdout
+    assert "--preload" in probed.stdout
