@@ -518,6 +518,8 @@ async def _decode(
                     await asyncio.wait({future})
             if token.cancelled:
                 metrics.decode_cancelled()
+            if not future.cancelled():
+                future.exception()  # retrieved, for when a cancellation skips the result below
     try:
         result = future.result()
     except Cancelled:
