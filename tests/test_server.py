@@ -516,3 +516,53 @@ def test_help_loads_neither_fastapi_nor_uvicorn() -> None:
     )
     assert "LOADED []" in probed.stdout
     assert "--preload" in probed.stdout
+
+
+def test_the_serve_command_answers_and_logs_each_request_as_json(
+    tiny_en_ggml: Path, tmp_path: Path
+) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "dattavani.toml"
+    config.write_text("[server]\nworkers = 1\n")
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from dattavani.cli import main; raise SystemExit(main())",
+                "serve",
+                "--config",
+                str(config),
+                "--model",
+                str(tiny_en_ggml),
+                "--port",
+                str(port),
+                "--preload",
+            ],
+            stderr=stderr,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                assert process.poll() is None, log.read_text()
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health") as health:
+                        assert health.status == 200
+                        break
+                except OSError:
+                    assert time.monotonic() < deadline, log.read_text()
+                    time.sleep(0.1)
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+    lines = log.read_text().splitlines()
+    assert f"on http://127.0.0.1:{port}" in lines[0]
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    assert records[-1]["path"] == "/health" and records[-1]["status"] == 200
+    assert set(records[-1]) >= {"method", "status", "duration_s", "client", "model", "audio_s"}
