@@ -490,7 +490,12 @@ def test_serve_without_the_extra_says_how_to_install(tmp_path: Path) -> None:
     )
     completed = subprocess.run(
         [sys.executable, "-c", "from dattavani.cli import main; raise SystemExit(main(['serve']))"],
-        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])
+            ),
+        },
         capture_output=True,
         text=True,
         timeout=60,
