@@ -118,7 +118,8 @@ class ModelRegistry:
     async def preload(self) -> None:
         """Load the served model and keep it loaded; a failure is kept for ``/health``."""
         try:
-            await self._load(self.served, pinned=True)
+            model = self._loaded.get(self.served) or await self._load(self.served, pinned=True)
+            model.pinned = True  # a request may have started loading it first
         except (DattavaniError, APIError) as error:
             self.load_error = str(error)
             logger.error("cannot load %s: %s", self.served, error)
