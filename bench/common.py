@@ -235,12 +235,18 @@ WHISPER_CLI_OPTIONS = (
 
 def whisper_cli() -> Path:
     """whisper.cpp's own whisper-cli, built from the same source and flags as our module."""
+    return whisper_cpp_program("whisper-cli")
+
+
+def whisper_cpp_program(target: str) -> Path:
+    """A program of whisper.cpp's (``whisper-cli``, ``whisper-server``), built from the same
+    source and flags as our module."""
     # A build folder per set of options and source (the extraction's stamp: the tarball's SHA-256),
     # so that changing either never reuses an older binary.
     stamp = (WHISPER_CPP / ".dattavani-source-sha256").read_text(encoding="utf-8")
     tag = hashlib.sha256(" ".join([*WHISPER_CLI_OPTIONS, stamp]).encode()).hexdigest()[:8]
     build = work_dir() / f"whisper-cli-build-{tag}"
-    binary = build / "bin" / "whisper-cli"
+    binary = build / "bin" / target
     if not binary.exists():
         subprocess.run(
             ["cmake", "-S", str(WHISPER_CPP), "-B", str(build), *WHISPER_CLI_OPTIONS],
@@ -248,7 +254,7 @@ def whisper_cli() -> Path:
             stdout=subprocess.DEVNULL,
         )
         subprocess.run(
-            ["cmake", "--build", str(build), "--target", "whisper-cli", "-j", str(os.cpu_count())],
+            ["cmake", "--build", str(build), "--target", target, "-j", str(os.cpu_count())],
             check=True,
             stdout=subprocess.DEVNULL,
         )

@@ -199,17 +199,73 @@ def test_environment_beats_the_file_and_the_file_beats_defaults(tmp_path: Path) 
         ("[transcribe]\noutput_format = 'srt,docx'", r"unknown output format 'docx'"),
         ("[transcribe]\ntemperature = [0.0, 3.0]", r"invalid temperature 3\.0"),
         ("[logging]\nlevel = 'loud'", r"level = 'loud' .*one of DEBUG, INFO, WARNING"),
+        # [server]
+        (
+            "[server]\nport = 70000",
+            r"server\.port = 70000 is invalid .*port number from 0 to 65535",
+        ),
+        ("[server]\nmax_queue = -1", r"server\.max_queue = -1 .*an integer >= 0"),
+        ("[server]\nworkers = 0", r"server\.workers = 0 .*an integer >= 1"),
+        ("[server]\nmax_upload_size = 'big'", r"server\.max_upload_size = 'big' .*a size such"),
+        ("[server]\nmodel_ttl = -5", r"server\.model_ttl = -5 .*a number >= 0"),
+        ("[server]\napi_keys = 'x'", None),
+        ("[server]\napi_keys = ['a', '']", r"server\.api_keys = \['a', ''\] .*non-empty strings"),
+        ("[server]\ncors_origins = [1]", r"server\.cors_origins = \[1\] .*list of non-empty"),
+        (
+            "[server]\nbind = '0.0.0.0'",
+            r"unknown key server\.bind; allowed keys in \[server\]: host",
+        ),
         # not TOML at all
         ("[transcribe\nlanguage = 'en'", r"not valid TOML: .*line 1"),
     ],
 )
 def test_each_validation_error_names_file_key_and_what_is_allowed(
-    tmp_path: Path, toml: str, expected: str
+    tmp_path: Path, toml: str, expected: str | None
 ) -> None:
     path = write(tmp_path, toml)
+    if expected is None:  # valid after all: a single key may be written as a string
+        load_config(path, env={})
+        return
     with pytest.raises(ConfigError, match=expected) as caught:
         load_config(path, env={})
     assert str(caught.value).startswith(str(path))
+
+
+def test_server_table_values_defaults_and_the_api_keys_variable(tmp_path: Path) -> None:
+    defaults = load_config(write(tmp_path, ""), env={}).server
+    assert (defaults.host, defaults.port, defaults.max_upload_size) == ("127.0.0.1", 8000, 25 << 20)
+    assert defaults.api_keys == () and not defaults.allow_model_paths
+    path = write(
+        tmp_path,
+        """
+        [server]
+        host = "0.0.0.0"
+        port = 9000
+        model = "base.en"
+        preload = true
+        workers = 4
+        max_queue = 0
+        max_upload_size = "100MB"
+        model_ttl = 60
+        max_loaded_models = 1
+        api_keys = ["one", "two"]
+        cors_origins = ["https://notes.example"]
+        """,
+    )
+    server = load_config(path, env={}).server
+    assert (server.host, server.port, server.model, server.preload) == (
+        "0.0.0.0",
+        9000,
+        "base.en",
+        True,
+    )
+    assert (server.workers, server.max_queue, server.max_upload_size) == (4, 0, 100_000_000)
+    assert (server.model_ttl, server.max_loaded_models) == (60.0, 1)
+    assert server.api_keys == ("one", "two")
+    assert server.cors_origins == ("https://notes.example",)
+    from_env = load_config(path, env={"DATTAVANI_API_KEYS": "k1, k2"})
+    assert from_env.server.api_keys == ("k1", "k2")
+    assert from_env.env_overrides == ("DATTAVANI_API_KEYS",)
 
 
 def test_a_bad_environment_value_names_the_variable() -> None:

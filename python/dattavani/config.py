@@ -100,6 +100,36 @@ class LoggingConfig:
     level: str = "WARNING"
 
 
+#: OpenAI's own upload limit for the audio endpoints.
+DEFAULT_MAX_UPLOAD_SIZE = 25 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """``[server]``: ``dattavani serve`` (``host``, ``port``, ``model`` and ``preload`` have flags).
+
+    ``workers`` requests decode at once (sharing ``threads`` CPU threads), ``max_queue`` more wait
+    for a worker; past that a request is answered 429. ``model_ttl`` seconds after its last
+    request a model that was not preloaded is unloaded (0: never).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    model: str | None = None
+    preload: bool = False
+    device: str = "auto"
+    threads: int | None = None
+    workers: int = 2
+    max_queue: int = 16
+    max_upload_size: int = DEFAULT_MAX_UPLOAD_SIZE
+    model_ttl: float = 900.0
+    max_loaded_models: int = 2
+    api_keys: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    allow_model_paths: bool = False
+    access_log: bool = True
+
+
 @dataclass(frozen=True)
 class Config:
     """A loaded configuration; ``source`` is the file it came from (None: defaults only)."""
@@ -107,6 +137,7 @@ class Config:
     native_models: NativeModelsConfig = field(default_factory=NativeModelsConfig)
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
     source: Path | None = None
     #: Environment variables that overrode a value, e.g. ``("DATTAVANI_LOG_LEVEL",)``.
     env_overrides: tuple[str, ...] = ()
@@ -154,6 +185,28 @@ def _positive_number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
         raise _Invalid("a number > 0")
     return float(value)
+
+
+def _non_negative_number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise _Invalid("a number >= 0")
+    return float(value)
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)  # from an environment variable
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise _Invalid("a port number from 0 to 65535 (0: any free port)")
+    return value
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    """A list of non-empty strings, or one comma-separated string (as an environment variable)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):
+        raise _Invalid('a list of non-empty strings such as ["a", "b"], or "a,b"')
+    return tuple(i.strip() for i in items)
 
 
 def _choice(*allowed: str, case: Callable[[str], str] = str.lower) -> Callable[[Any], str]:
@@ -318,7 +371,24 @@ _TRANSCRIBE_CHECKS: _Checks = {
     "overwrite": _boolean,
 }
 _LOGGING_CHECKS: _Checks = {"level": _log_level}
-_SECTIONS = ("native_models", "transcribe", "logging")
+_SERVER_CHECKS: _Checks = {
+    "host": _string,
+    "port": _port,
+    "model": _string,
+    "preload": _boolean,
+    "device": _string,
+    "threads": _integer(1),
+    "workers": _integer(1),
+    "max_queue": _integer(0),
+    "max_upload_size": _size,
+    "model_ttl": _non_negative_number,
+    "max_loaded_models": _integer(1),
+    "api_keys": _strings,
+    "cors_origins": _strings,
+    "allow_model_paths": _boolean,
+    "access_log": _boolean,
+}
+_SECTIONS = ("native_models", "transcribe", "logging", "server")
 
 #: Environment variables read by :func:`load_config`: name -> (section, key). They beat the file.
 ENV_OVERRIDES: Mapping[str, tuple[str, str]] = {
@@ -326,6 +396,7 @@ ENV_OVERRIDES: Mapping[str, tuple[str, str]] = {
     "DATTAVANI_MODEL": ("native_models", "default_model"),
     "DATTAVANI_DEVICE": ("transcribe", "device"),
     "DATTAVANI_LOG_LEVEL": ("logging", "level"),
+    "DATTAVANI_API_KEYS": ("server", "api_keys"),
 }
 
 
@@ -397,10 +468,12 @@ def config_from_dict(data: Mapping[str, Any], source: str = "<config>") -> Confi
     }
     transcribe = _check_table(data.get("transcribe", {}), _TRANSCRIBE_CHECKS, "transcribe", source)
     logging_values = _check_table(data.get("logging", {}), _LOGGING_CHECKS, "logging", source)
+    server = _check_table(data.get("server", {}), _SERVER_CHECKS, "server", source)
     return Config(
         native_models=NativeModelsConfig(**native, models=aliases),
         transcribe=TranscribeConfig(**transcribe),
         logging=LoggingConfig(**logging_values),
+        server=ServerConfig(**server),
         source=None if source == "<config>" else Path(source),
     )
 
@@ -473,11 +546,13 @@ def _apply_env(config: Config, env: Mapping[str, str]) -> Config:
         "native_models": config.native_models,
         "transcribe": config.transcribe,
         "logging": config.logging,
+        "server": config.server,
     }
     checks = {
         "native_models": _NATIVE_MODELS_CHECKS,
         "transcribe": _TRANSCRIBE_CHECKS,
         "logging": _LOGGING_CHECKS,
+        "server": _SERVER_CHECKS,
     }
     used = []
     for variable, (section, key) in ENV_OVERRIDES.items():
