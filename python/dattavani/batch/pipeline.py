@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import OptionsError
+from ..errors import DattavaniError, OptionsError
 from .inputs import BatchFile, describe_files, expand_sources, longest_first
 from .store import OutputStore
 
@@ -178,8 +178,11 @@ def transcribe_dataset(
         summary.reused += 1
     try:
         if plan.todo:
-            _run_on_ray(plan, summary, identity, pool, address, device, cache_dir, options,
-                        record, progress)  # fmt: skip
+            if address is None:
+                _fetch_model(model, device, cache_dir)
+            _run_on_ray(
+                plan, summary, identity, pool, address, device, cache_dir, options, record, progress
+            )
     finally:
         writer.flush()
         summary.wall_seconds = time.perf_counter() - started
@@ -252,6 +255,17 @@ def _plan(store: OutputStore, files: list[BatchFile], model: str, options_hash: 
     return _Plan(todo, dict(twins), copies, skipped)
 
 
+def _fetch_model(model: str, device: str, cache_dir: str | os.PathLike[str] | None) -> None:
+    """Resolve the model here once before a local run: a wrong name fails at once (not in every
+    actor), and a model to fetch or convert is made once, for the actors to load."""
+    from ..models import resolve_model
+    from ..transcriber import CPU_PRECISION
+
+    resolve_model(
+        model, cache_dir=cache_dir, default_precision=CPU_PRECISION if device == "cpu" else None
+    )
+
+
 def hash_options(options: Mapping[str, Any]) -> str:
     """A short hash of the transcription options in effect (defaults filled in), so that rows
     made with other options are told apart. Raises ``OptionsError`` for a bad option."""
@@ -308,7 +322,7 @@ def _run_on_ray(
         dataset = _build_dataset(
             ray, identity["model"], plan.todo, pool, device, cache_dir, options
         )
-        with _progress_bar(total_hours, progress) as advance:
+        with _progress_bar(total_hours, progress) as advance, _job_errors():
             for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
                 for produced in batch.to_pylist():
                     file = by_id[produced["id"]]
@@ -320,14 +334,14 @@ def _run_on_ray(
                         stats.files += 1
                         stats.audio_seconds += result.duration
                         stats.processing_seconds += produced["processing_time"]
-                    for n, same in enumerate([file, *plan.twins[file.fingerprint]]):
-                        row = _row(same, identity, produced, result)
-                        record(same, row, result)
-                        if row["error"] is None:
-                            summary.transcribed += n == 0
-                            summary.reused += n > 0
-                            summary.audio_seconds += row["duration"] * (n == 0)
-                        advance((same.duration or row["duration"] or 0.0) / 3600)
+                    group = [file, *plan.twins[file.fingerprint]]
+                    for same in group:
+                        record(same, _row(same, identity, produced, result), result)
+                    if result is not None:
+                        summary.transcribed += 1
+                        summary.reused += len(group) - 1
+                        summary.audio_seconds += result.duration
+                    advance(sum(f.duration or 0.0 for f in group) / 3600)
     died = (
         f"the worker process died while transcribing this file, {pool.max_retries + 1} "
         "time(s) (see Ray's logs: killed for memory, or a crash)"
@@ -337,6 +351,17 @@ def _run_on_ray(
         lost = {"id": file_id, "error": died, "worker": None, "processing_time": None}
         for same in [file, *plan.twins[file.fingerprint]]:
             record(same, _row(same, identity, lost, None), None)
+
+
+@contextmanager
+def _job_errors() -> Iterator[None]:
+    """A failure of the Ray job itself (not of one file: those are rows) as a DattavaniError."""
+    import ray.exceptions
+
+    try:
+        yield
+    except ray.exceptions.RayError as error:
+        raise DattavaniError(f"the Ray job failed: {error}") from error
 
 
 def _groups(plan: _Plan) -> Iterator[list[BatchFile]]:
