@@ -23,6 +23,7 @@ import pytest
 import soundfile
 
 ray = pytest.importorskip("ray", reason='the ray extra: pip install "dattavani[ray]"')
+pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
 from conftest import SHARED_AUDIO, WHISPER_CPP_SAMPLES  # noqa: E402
@@ -171,7 +172,12 @@ def test_a_run_killed_part_way_resumes_without_duplicate_rows(
     written = _rows(output)
     assert 0 < len(written) < len(_audio_files(corpus))
 
-    summary = transcribe_dataset([str(corpus)], output, model, threads_per_actor=1)
+    # Resumed from a Parquet manifest of the same files (paths relative to it): rows are keyed
+    # by path, so it picks up where the folder's run stopped.
+    manifest = tmp_path / "manifest.parquet"
+    names = [f"corpus/{Path(p).name}" for p in _audio_files(corpus)]
+    pq.write_table(pa.table({"path": names}), manifest)
+    summary = transcribe_dataset([str(manifest)], output, model, threads_per_actor=1)
 
     rows = _rows(output)
     assert sorted(r["path"] for r in rows) == _audio_files(corpus)

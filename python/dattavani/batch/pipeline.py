@@ -379,13 +379,17 @@ def _ray_session(address: str | None, summary: BatchSummary) -> Iterator[Any]:
         yield ray
         return
     started = time.perf_counter()
-    ray.init(
-        address=address,
-        include_dashboard=False,
-        # Ray's own logs stay in its log files (dattavani -v shows them too).
-        log_to_driver=logger.isEnabledFor(logging.INFO),
-        logging_level=logging.INFO if logger.isEnabledFor(logging.INFO) else logging.ERROR,
-    )
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            # Ray's own logs stay in its log files (dattavani -v shows them too).
+            log_to_driver=logger.isEnabledFor(logging.INFO),
+            logging_level=logging.INFO if logger.isEnabledFor(logging.INFO) else logging.ERROR,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        raise DattavaniError(f"cannot start or join {where}: {error}") from error
     summary.ray_startup_seconds = time.perf_counter() - started
     try:
         yield ray
