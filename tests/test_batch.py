@@ -28,6 +28,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 from conftest import SHARED_AUDIO, WHISPER_CPP_SAMPLES  # noqa: E402
 from dattavani.batch import transcribe_dataset  # noqa: E402
+from dattavani.errors import OptionsError  # noqa: E402
 
 JFK_WORDS = "ask not what your country can do for you"
 
@@ -263,3 +264,24 @@ def test_batch_of_an_input_that_names_nothing_is_a_usage_error(
     missing = tmp_path / "nowhere"
     assert main(["batch", str(missing), "-o", str(tmp_path / "out"), "-m", "tiny.en"]) == 2
     assert str(missing) in capsys.readouterr().err
+
+
+def test_options_hash_tells_other_options_apart_and_fills_in_defaults() -> None:
+    from dattavani.batch.pipeline import hash_options
+
+    assert hash_options({}) == hash_options({"language": None, "beam_size": None})
+    assert hash_options({}) != hash_options({"beam_size": 5})
+    assert hash_options({}) != hash_options({"vad_filter": True})
+    with pytest.raises(OptionsError):
+        hash_options({"beam_sise": 5})
+
+
+def test_neither_import_dattavani_nor_the_cli_parser_loads_ray_or_pyarrow() -> None:
+    code = (
+        "import sys, dattavani, dattavani.batch\n"
+        "from dattavani.cli import build_parser\n"
+        "build_parser()\n"
+        "print(sorted(m for m in ('ray', 'pyarrow') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
