@@ -226,19 +226,22 @@ def _plan(store: OutputStore, files: list[BatchFile], model: str, options_hash: 
         for row in latest.values()
         if row["error"] is None and row["model"] == model and row["options_hash"] == options_hash
     }
-    skipped, pending = [], []
-    copies: list[tuple[BatchFile, dict[str, Any]]] = []
+    skipped, pending, copied = [], [], []
     for file in files:
         if is_done(latest.get(file.id), file):
             skipped.append(file)
         elif file.fingerprint in done_by_content:
-            source = done_by_content[file.fingerprint]
-            # The whole row (planning reads no transcripts), before any row is removed.
-            (full,) = store.read_rows(part_of[source["id"]], {source["id"]})
-            copies.append((file, full))
+            copied.append(file)
         else:
             pending.append(file)
-    redo = {file.id for file in pending} | {file.id for file, _ in copies}
+    # The whole rows of the transcripts to copy (planning reads none), before any is removed.
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for file in copied:
+        source_id = done_by_content[file.fingerprint]["id"]
+        wanted[part_of[source_id]].add(source_id)
+    full = {row["id"]: row for path, ids in wanted.items() for row in store.read_rows(path, ids)}
+    copies = [(file, full[done_by_content[file.fingerprint]["id"]]) for file in copied]
+    redo = {file.id for file in pending} | {file.id for file in copied}
     for path, rows in parts:
         drop = {r["id"] for r in rows if r["id"] in redo or latest[r["id"]] is not r}
         if drop:
