@@ -123,30 +123,33 @@ def test_rerun_after_adding_a_file_transcribes_only_it_and_the_failed_one(
     transcribe_dataset([str(corpus)], output, model, threads_per_actor=1)
     before = {r["id"]: r for r in _rows(output)}
 
-    # Added: a file of new content, named in a list (as a URI, read through pyarrow's
-    # filesystems) beside the folder given before.
+    # Added, named in a list beside the folder given before: a file of new content (as a URI,
+    # read through pyarrow's filesystems), and a copy of a file already done (reused, not run).
     extra = tmp_path / "extra" / "jfk-start.flac"
     extra.parent.mkdir()
     soundfile.write(extra, _jfk_samples()[: 16000 * 4], 16000)
+    first = _speech_files()[0]
+    again = shutil.copy(first, tmp_path / "extra" / f"again-{first.name}")
     listing = tmp_path / "more.txt"
-    listing.write_text(f"# added later\n{extra.as_uri()}\n")
+    listing.write_text(f"# added later\n{extra.as_uri()}\nextra/{Path(again).name}\n")
     summary = transcribe_dataset([str(corpus), str(listing)], output, model, threads_per_actor=1)
 
-    after = {r["id"]: r for r in _rows(output)}
-    assert len(after) == len(_rows(output)) == len(before) + 1
-    (new_id,) = set(after) - set(before)
-    assert after[new_id]["path"] == extra.as_uri() and after[new_id]["error"] is None
-    assert after[new_id]["fingerprint"].startswith("stat:")
-    assert after[new_id]["text"].strip()
+    rows = _rows(output)
+    after = {r["id"]: r for r in rows}
+    assert len(after) == len(rows) == len(before) + 2
+    by_path = {r["path"]: r for r in rows}
+    added = by_path[extra.as_uri()]
+    assert added["error"] is None and added["text"].strip()
+    assert added["fingerprint"].startswith("stat:")
+    assert by_path[str(again)]["text"] == by_path[str(corpus / first.name)]["text"]
     failed_id = next(i for i, r in before.items() if r["error"])
-    assert (
-        after[failed_id]["error"]
-        and after[failed_id]["finished_at"] > before[failed_id]["finished_at"]
-    )
+    assert after[failed_id]["error"]
+    assert after[failed_id]["finished_at"] > before[failed_id]["finished_at"]
     for file_id, row in before.items():
         if file_id != failed_id:
             assert after[file_id] == row  # not transcribed again: the very same row
-    assert (summary.transcribed, summary.failed, summary.skipped) == (1, 1, len(before) - 1)
+    assert (summary.transcribed, summary.reused, summary.failed) == (1, 1, 1)
+    assert summary.skipped == len(before) - 1
 
 
 def _part_files(output: Path) -> list[Path]:
