@@ -55,13 +55,12 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="FORMATS",
         help="also write these per file (srt,vtt,json,txt,tsv or all) into DIR/_transcripts",
     )
-    p.add_argument("-l", "--language", help="language code or name (default: detect)")
+    p.add_argument("-l", "--language", help="language code or name (default: config, or detect)")
     p.add_argument("--task", choices=("transcribe", "translate"))
     p.add_argument("--beam-size", type=int, help="beam search width (default: greedy)")
-    p.add_argument(
-        "--word-timestamps", action="store_true", help="times for every word, in the rows"
-    )
-    p.add_argument("--vad", action="store_true", help="skip silence with Silero VAD")
+    on_off = argparse.BooleanOptionalAction
+    p.add_argument("--word-timestamps", action=on_off, help="times for every word, in the rows")
+    p.add_argument("--vad", action=on_off, help="skip silence with Silero VAD")
     p.add_argument(
         "--max-retries",
         type=int,
@@ -101,14 +100,19 @@ def run_batch_command(args: argparse.Namespace, config: Config) -> int:
         from ..models import resolve_model
 
         model = str(resolve_model(model, cache_dir=cache_dir, precision=alias.precision).path)
-    options: dict[str, Any] = {"language": language_code(args.language)}
-    if args.task:
-        options["task"] = args.task
-    if args.beam_size is not None:
-        options["beam_size"] = args.beam_size
-    if args.word_timestamps:
-        options["word_timestamps"] = True
-    if args.vad:
+    # Unset options come from dattavani.toml's [transcribe] section, as for `transcribe`.
+    defaults = config.transcribe
+
+    def pick(flag: Any, configured: Any) -> Any:
+        return configured if flag is None else flag
+
+    options: dict[str, Any] = {
+        "language": language_code(pick(args.language, defaults.language)),
+        "task": pick(args.task, defaults.task),
+        "beam_size": pick(args.beam_size, defaults.beam_size),
+        "word_timestamps": pick(args.word_timestamps, defaults.word_timestamps),
+    }
+    if pick(args.vad, defaults.vad):
         options["vad_filter"] = True
     try:
         summary = transcribe_dataset(

@@ -95,7 +95,7 @@ class OutputStore:
         return [i for i in self.filesystem.get_file_info(selector) if i.is_file]
 
     def part_files(self) -> list[str]:
-        """The Parquet files of the dataset, oldest run first within name order."""
+        """The Parquet files of the dataset, in name order."""
         return sorted(
             i.path
             for i in self._listing()
