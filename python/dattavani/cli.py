@@ -91,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The whole argument parser (cheap: no command's heavy imports happen here)."""
     from . import cli_compare, cli_whisper
+    from .batch import command as batch_command
     from .models.cli import add_models_parser
     from .server import command as server_command
 
@@ -120,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_whisper.add_parser(commands, common_parser(long_verbose=False))
     cli_compare.add_parser(commands, common)
     server_command.add_parser(commands, common)
+    batch_command.add_parser(commands, common)
     add_models_parser(commands, [common])
 
     info = commands.add_parser(

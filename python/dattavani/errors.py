@@ -61,3 +61,7 @@ class Cancelled(DattavaniError):
 
 class OutputExistsError(DattavaniError, FileExistsError):
     """An output file already exists and overwriting was not asked for."""
+
+
+class InputError(DattavaniError, FileNotFoundError):
+    """An input of a batch (a folder, glob, list of paths or manifest) names no audio file."""
