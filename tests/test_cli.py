@@ -20,9 +20,12 @@ import srt
 import webvtt
 
 from dattavani import _core
-from dattavani.cli import UsageError, expand_inputs, format_duration
-from dattavani.cli_compare import normalized_words, word_errors
-from dattavani.cli_whisper import add_parser, format_timestamp, transcribe_options
+from dattavani.cli import UsageError
+from dattavani.cli._common import format_duration
+from dattavani.cli._files import expand_inputs
+from dattavani.cli.compare import normalized_words, word_errors
+from dattavani.cli.whisper import add_parser, options_from_arguments
+from dattavani.writers import format_timestamp
 from speech import JFK_WORDS, words
 
 DATTAVANI = Path(sys.executable).parent / "dattavani"
@@ -331,12 +334,12 @@ def whisper_args(*argv: str) -> argparse.Namespace:
 
 
 def test_whisper_arguments_map_to_transcribe_options() -> None:
-    defaults = transcribe_options(whisper_args())
+    defaults = options_from_arguments(whisper_args())
     assert defaults["temperature"] == (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     assert (defaults["beam_size"], defaults["best_of"]) == (5, 5)
     assert defaults["suppress_tokens"] == (-1,)
     assert "clip_timestamps" not in defaults
-    custom = transcribe_options(
+    custom = options_from_arguments(
         whisper_args(
             "--temperature_increment_on_fallback",
             "None",
@@ -357,10 +360,10 @@ def test_whisper_arguments_map_to_transcribe_options() -> None:
     assert defaults["hallucination_silence_threshold"] is None
     assert custom["beam_size"] is None
     assert custom["suppress_tokens"] == ()
-    ids = transcribe_options(whisper_args("--suppress_tokens=-1,50,7"))["suppress_tokens"]
+    ids = options_from_arguments(whisper_args("--suppress_tokens=-1,50,7"))["suppress_tokens"]
     assert ids == (-1, 50, 7)
     with pytest.raises(UsageError, match="token ids separated by commas"):
-        transcribe_options(whisper_args("--suppress_tokens=-1,music"))
+        options_from_arguments(whisper_args("--suppress_tokens=-1,music"))
     assert custom["clip_timestamps"] == "2.5,7,9,10"
     assert custom["condition_on_previous_text"] is False
     assert format_timestamp(8.0) == "00:08.000" and format_timestamp(3725.5) == "01:02:05.500"

@@ -1,7 +1,7 @@
 """``dattavani models``: list, pull, convert, rm, verify, prune and package, on the real tiny.en.
 
-The sub-commands are parsed by the parser :func:`add_models_parser` builds and run with the
-config the environment gives, as ``dattavani`` runs them.
+The sub-commands are parsed by the parser :func:`dattavani.cli.models.add_parser` builds and run
+with the config the environment gives, as ``dattavani`` runs them.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from dattavani.cli.models import add_parser
 from dattavani.config import load_config
 from dattavani.errors import ModelNotFoundError
-from dattavani.models.cli import add_models_parser
 from dattavani.models.conversion import ggml_precision
 
 
@@ -30,7 +30,7 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def models(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="dattavani")
-    add_models_parser(parser.add_subparsers())
+    add_parser(parser.add_subparsers())
     args = parser.parse_args(["models", *argv])
     code: int = args.handler(args, load_config())
     return code

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from dattavani.models.resolve import ResolvedModel, resolve_model
     from dattavani.models.specs import PRECISIONS, SIZES
 
-# name -> submodule, imported on first access: `dattavani --help` and `import dattavani.models.cli`
+# name -> submodule, imported on first access: `dattavani --help` and `import dattavani.cli.models`
 # should not pay for filelock, the resolver and the caches (PEP 562).
 _LAZY = {
     "CacheEntry": "disk_cache",

@@ -17,22 +17,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cli import (
-    Job,
-    OutputSettings,
-    TableReporter,
-    UsageError,
-    exit_code,
-    expand_inputs,
-    language_code,
-    load_transcriber,
-    run_batch,
-)
-from .options import TranscribeOptions
+from ..languages import language_code
+from ..options import TranscribeOptions
+from ._common import UsageError, common_parser, load_transcriber
+from ._files import Job, OutputSettings, TableReporter, exit_code, expand_inputs, transcribe_files
 
 if TYPE_CHECKING:
-    from .config import Config
-    from .results import Segment
+    from ..config import Config
+    from ..results import Segment
 
 logger = logging.getLogger("dattavani.cli")
 
@@ -56,10 +48,14 @@ def optional_float(value: str) -> float | None:
 
 
 def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
-    """Register ``dattavani whisper`` with openai-whisper's arguments and defaults."""
+    """Register ``dattavani whisper`` with openai-whisper's arguments and defaults.
+
+    ``common`` is not used: openai-whisper's ``--verbose`` takes True/False, so here only ``-v``
+    counts log verbosity.
+    """
     p = commands.add_parser(
         "whisper",
-        parents=[common],
+        parents=[common_parser(long_verbose=False)],
         help="openai-whisper's command line: same arguments, same output files",
         description="Drop-in for openai-whisper's `whisper` command. "
         "See docs/migrating-from-openai-whisper.md.",
@@ -125,7 +121,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(command="whisper", handler=run_whisper)
 
 
-def transcribe_options(args: argparse.Namespace) -> dict[str, Any]:
+def options_from_arguments(args: argparse.Namespace) -> dict[str, Any]:
     """openai-whisper's arguments as :meth:`dattavani.Transcriber.transcribe` options."""
     if not args.word_timestamps:
         for name in _WORD_OPTIONS:
@@ -177,6 +173,8 @@ class WhisperReporter(TableReporter):
         self.wants_segments = verbose
 
     def segment(self, job: Job, segment: Segment) -> None:
+        from ..writers import format_timestamp
+
         start, end = format_timestamp(segment.start), format_timestamp(segment.end)
         print(f"[{start} --> {end}] {segment.text}", flush=True)
 
@@ -190,29 +188,15 @@ class WhisperReporter(TableReporter):
         """openai-whisper prints no summary."""
 
 
-def format_timestamp(seconds: float) -> str:
-    """openai-whisper's console timestamp: ``mm:ss.mmm``, with hours when there are any.
-
-    >>> format_timestamp(8.0), format_timestamp(3725.5)
-    ('00:08.000', '01:02:05.500')
-    """
-    milliseconds = round(seconds * 1000)
-    hours, milliseconds = divmod(milliseconds, 3_600_000)
-    minutes, milliseconds = divmod(milliseconds, 60_000)
-    secs, milliseconds = divmod(milliseconds, 1000)
-    head = f"{hours:02d}:" if hours else ""
-    return f"{head}{minutes:02d}:{secs:02d}.{milliseconds:03d}"
-
-
 def run_whisper(args: argparse.Namespace, config: Config) -> int:
     """``dattavani whisper``: openai-whisper's behaviour on dattavani's engine."""
     from dataclasses import replace
 
-    from .config import parse_output_formats
+    from ..config import parse_output_formats
 
     if args.threads is not None and args.threads < 0:
         raise UsageError("--threads must be 0 (all) or more")
-    options = transcribe_options(args)
+    options = options_from_arguments(args)
     if args.model_dir:
         config = replace(
             config, native_models=replace(config.native_models, cache_dir=Path(args.model_dir))
@@ -234,4 +218,4 @@ def run_whisper(args: argparse.Namespace, config: Config) -> int:
         args.model, config, device=args.device, threads=args.threads or None, workers=1
     )
     reporter = WhisperReporter(verbose=args.verbose)
-    return exit_code(run_batch(transcriber, jobs, options, output, reporter))
+    return exit_code(transcribe_files(transcriber, jobs, options, output, reporter))

@@ -16,10 +16,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cli import EXIT_OK, UsageError, format_duration, language_code, load_transcriber
+from ..languages import language_code
+from ._common import EXIT_OK, UsageError, format_duration, load_transcriber
 
 if TYPE_CHECKING:
-    from .config import Config
+    from ..config import Config
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def run_compare(args: argparse.Namespace, config: Config) -> int:
             f"--model {model_name} is a file the reference cannot load: name the reference's "
             "model with --reference-model"
         )
-    from .transcriber import default_threads
+    from ..transcriber import default_threads
 
     threads = args.threads or default_threads()
     language = language_code(args.language)
