@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import textwrap
 from pathlib import Path
 
@@ -268,3 +269,16 @@ def test_setup_logging_installs_one_handler_and_native_lines_reach_it() -> None:
                 logger.removeHandler(handler)
         logger.propagate = True
         logger.setLevel(logging.NOTSET)
+
+
+def test_the_file_is_read_once_until_it_changes(tmp_path: Path, clean_env: dict) -> None:
+    path = write(tmp_path, "[transcribe]\nbeam_size = 2\n")
+    first = load_config(path, env={})
+    assert load_config(path, env={}) is first  # read and checked once
+    path.write_text("[transcribe]\nbeam_size = 3\n", encoding="utf-8")
+    # Dated a second later: a file system's clock may not tell two quick writes apart.
+    os.utime(path, ns=(0, path.stat().st_mtime_ns + 10**9))
+    assert load_config(path, env={}).transcribe.beam_size == 3
+    # The environment is read on every call: an override set later is applied.
+    assert load_config(path, env={"DATTAVANI_DEVICE": "cpu"}).transcribe.device == "cpu"
+    assert load_config(path, env={}).transcribe.device == "auto"

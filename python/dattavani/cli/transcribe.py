@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..languages import language_code
 from ._common import UsageError, load_transcriber
 from ._files import OutputSettings, TableReporter, exit_code, expand_inputs, transcribe_files
 
@@ -86,7 +85,7 @@ def run_transcribe(args: argparse.Namespace, config: Config) -> int:
         threads = max(1, default_threads() // workers)
     temperature = parse_temperatures(args.temperature) if args.temperature else defaults.temperature
     options: dict[str, Any] = {
-        "language": language_code(pick(args.language, defaults.language)),
+        "language": pick(args.language, defaults.language),
         "task": pick(args.task, defaults.task),
         "beam_size": pick(args.beam_size, defaults.beam_size),
         "initial_prompt": pick(args.initial_prompt, defaults.initial_prompt),

@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..languages import language_code
 from ..options import TranscribeOptions
 from ._common import UsageError, common_parser, load_transcriber
 from ._files import Job, OutputSettings, TableReporter, exit_code, expand_inputs, transcribe_files
@@ -134,7 +133,7 @@ def options_from_arguments(args: argparse.Namespace) -> dict[str, Any]:
         steps = int((1.0 + 1e-6 - args.temperature) / increment) + 1
         temperature = tuple(round(args.temperature + i * increment, 6) for i in range(steps))
     options: dict[str, Any] = {
-        "language": language_code(args.language),
+        "language": args.language,
         "task": args.task,
         "temperature": temperature,
         "best_of": args.best_of if args.best_of is not None else 5,
@@ -197,6 +196,8 @@ def run_whisper(args: argparse.Namespace, config: Config) -> int:
     if args.threads is not None and args.threads < 0:
         raise UsageError("--threads must be 0 (all) or more")
     options = options_from_arguments(args)
+    # A bad option is a usage error before any work (clip_timestamps is checked per call).
+    TranscribeOptions.from_kwargs(**{k: v for k, v in options.items() if k != "clip_timestamps"})
     if args.model_dir:
         config = replace(
             config, native_models=replace(config.native_models, cache_dir=Path(args.model_dir))

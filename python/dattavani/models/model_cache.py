@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dattavani import _core
+    from dattavani.config import Config
     from dattavani.devices import DeviceChoice
     from dattavani.memory import MemoryEstimate
 
@@ -105,6 +106,9 @@ class ModelCache:
 
     ``memory_limit`` caps the estimated bytes the cache's models may take on a device, by device
     name (``{"cpu": 2_000_000_000, "cuda:0": 6_000_000_000}``; ``"cuda"`` means ``"cuda:0"``).
+    ``config`` gives ``max_models`` when it is not given (its ``[native_models]
+    max_cached_models``) and the ``gpu_memory_limit`` that caps each model on a GPU; without one,
+    ``max_models`` is 2 and the limit is that of the config in effect at each load.
 
     >>> cache = ModelCache(max_models=2, memory_limit={"cuda:0": 6_000_000_000})
     >>> with cache.acquire("ggml-tiny.en.bin", use_gpu=False) as lease:   # doctest: +SKIP
@@ -114,14 +118,21 @@ class ModelCache:
     """
 
     def __init__(
-        self, max_models: int = 2, *, memory_limit: Mapping[str, int] | None = None
+        self,
+        max_models: int | None = None,
+        *,
+        memory_limit: Mapping[str, int] | None = None,
+        config: Config | None = None,
     ) -> None:
         from dattavani.devices import device_name
         from dattavani.errors import OptionsError
 
+        if max_models is None:
+            max_models = 2 if config is None else config.native_models.max_cached_models
         if max_models < 1:
             raise OptionsError(f"max_models must be at least 1, got {max_models}")
         self.max_models = max_models
+        self.config = config
         self.memory_limit: dict[str, int] = {}
         for name, limit in (memory_limit or {}).items():
             if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -132,9 +143,13 @@ class ModelCache:
         self._lock = threading.Lock()
         self._slots: OrderedDict[_Key, _Slot] = OrderedDict()
 
-    def acquire(self, path: str | os.PathLike[str], **load_kwargs: Any) -> ModelLease:
+    def acquire(
+        self, path: str | os.PathLike[str], *, config: Config | None = None, **load_kwargs: Any
+    ) -> ModelLease:
         """A lease on the model at ``path`` loaded with ``load_kwargs`` (``dattavani._core.Model``'s
         ``use_gpu``, ``gpu_device``, ``flash_attn``, ``max_states``), loading it if needed.
+
+        ``config`` (default: the cache's) gives the ``gpu_memory_limit`` this load must fit.
 
         Threads asking for the same model at once wait for one load. A failed load is not
         cached: its error is raised to every thread waiting on it, and the next call tries again.
@@ -159,7 +174,7 @@ class ModelCache:
         loads = False
         if slot is None:
             # Read the file's sizes outside the lock; another thread may book the model meanwhile.
-            estimate, model_limit = _needs(resolved, load_kwargs)
+            estimate, model_limit = _needs(resolved, load_kwargs, config or self.config)
             with self._lock:
                 slot = self._hold(key)
                 if slot is None:
@@ -317,10 +332,12 @@ class ModelCache:
         return True
 
 
-def _needs(path: Path, load_kwargs: Mapping[str, Any]) -> tuple[MemoryEstimate, int | None]:
+def _needs(
+    path: Path, load_kwargs: Mapping[str, Any], config: Config | None
+) -> tuple[MemoryEstimate, int | None]:
     """What loading ``path`` with ``load_kwargs`` takes, estimated from the file, and the
-    ``gpu_memory_limit`` of the config (which caps each model on a GPU)."""
-    from dattavani.config import load_config
+    ``gpu_memory_limit`` of ``config`` (default: the config in effect), which caps each model on
+    a GPU."""
     from dattavani.memory import estimate_memory
 
     options = {**_NATIVE_DEFAULTS, **load_kwargs}
@@ -330,7 +347,13 @@ def _needs(path: Path, load_kwargs: Mapping[str, Any]) -> tuple[MemoryEstimate, 
         # whisper.cpp's DTW needs the attention weights, so a DTW load runs without flash attention.
         flash_attn=bool(options["flash_attn"]) and not options["dtw"],
     )
-    model_limit = load_config().native_models.gpu_memory_limit if options["use_gpu"] else None
+    model_limit = None
+    if options["use_gpu"]:
+        if config is None:
+            from dattavani.config import load_config
+
+            config = load_config()
+        model_limit = config.native_models.gpu_memory_limit
     return estimate, model_limit
 
 
@@ -347,5 +370,7 @@ def default_model_cache() -> ModelCache:
         if _default is None:
             from dattavani.config import load_config
 
+            # No config kept: each load fits the gpu_memory_limit of the config it is given, or
+            # of the one in effect then.
             _default = ModelCache(load_config().native_models.max_cached_models)
         return _default
