@@ -194,8 +194,10 @@ PYBIND11_MODULE(_core, m) {
                  py::gil_scoped_release release;
                  return std::make_shared<model>(path, params);
              }),
-             py::arg("path"), py::arg("use_gpu") = true, py::arg("gpu_device") = 0,
-             py::arg("flash_attn") = true, py::arg("max_states") = 4, py::arg("dtw") = false)
+             // The defaults are model_params' own (model.h), written once.
+             py::arg("path"), py::arg("use_gpu") = model_params{}.use_gpu,
+             py::arg("gpu_device") = model_params{}.gpu_device, py::arg("flash_attn") = model_params{}.flash_attn,
+             py::arg("max_states") = model_params{}.max_states, py::arg("dtw") = model_params{}.dtw)
         .def_property_readonly("path", &model::path)
         .def_property_readonly("is_multilingual", &model::is_multilingual)
         .def_property_readonly("type", &model::type_name)
@@ -269,9 +271,12 @@ PYBIND11_MODULE(_core, m) {
                  py::gil_scoped_release release;
                  return self.speech(samples, n, options);
              },
-             py::arg("audio"), py::arg("threshold") = 0.5f, py::arg("min_speech_duration_ms") = 250,
-             py::arg("min_silence_duration_ms") = 2000, py::arg("max_speech_duration_s") = 1e9f,
-             py::arg("speech_pad_ms") = 400,
+             // The defaults are vad_options' own (vad.h), written once.
+             py::arg("audio"), py::arg("threshold") = vad_options{}.threshold,
+             py::arg("min_speech_duration_ms") = vad_options{}.min_speech_duration_ms,
+             py::arg("min_silence_duration_ms") = vad_options{}.min_silence_duration_ms,
+             py::arg("max_speech_duration_s") = vad_options{}.max_speech_duration_s,
+             py::arg("speech_pad_ms") = vad_options{}.speech_pad_ms,
              "Speech spans (start, end) in seconds of 16 kHz mono float32 audio.");
 
     m.def("log_mel_spectrogram",

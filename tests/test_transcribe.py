@@ -174,6 +174,7 @@ def test_vad_skips_silence_and_keeps_the_timeline(transcriber: Transcriber, jfk)
     assert abs(with_vad.segments[0].start - 30.0) <= 0.5
     assert abs(first_word.start - 30.0) <= 0.5
     check_invariants(with_vad)
+    assert with_vad.options["vad_filter"] is True  # recorded like every other option
 
     without = transcriber.transcribe(audio, word_timestamps=True)
     assert words(without.text) == JFK_WORDS
@@ -197,6 +198,7 @@ def test_clip_timestamps(transcriber: Transcriber, jfk) -> None:
     result = transcriber.transcribe(jfk, clip_timestamps=[8.0, 11.0])
     assert words(result.text) == words("ask what you can do for your country")
     assert all(s.start >= 8.0 for s in result.segments)
+    assert result.options["clip_timestamps"] == (8.0, 11.0)
     with pytest.raises(dattavani.OptionsError, match="clip_timestamps"):
         transcriber.transcribe(jfk, clip_timestamps="5,2")
 

@@ -104,7 +104,7 @@ class Transcriber:
         config: Config | None = None,
     ) -> None:
         from .config import load_config
-        from .models import default_cache_dir, default_model_cache, resolve_model
+        from .models import LoadParameters, default_cache_dir, default_model_cache, resolve_model
 
         if threads is not None and threads < 1:
             raise OptionsError(f"threads must be >= 1, got {threads}")
@@ -129,12 +129,12 @@ class Transcriber:
         )
         self.model_name = str(self.resolved.model_id or Path(self.resolved.path).name)
         self._cache = model_cache if model_cache is not None else default_model_cache()
-        self._load_kwargs: dict[str, Any] = {
-            "use_gpu": self.device.use_gpu,
-            "gpu_device": self.device.gpu_device,
-            "flash_attn": True if flash_attn is None else flash_attn,
-            "max_states": workers,
-        }
+        self._load = LoadParameters(
+            use_gpu=self.device.use_gpu,
+            gpu_device=self.device.gpu_device,
+            flash_attn=True if flash_attn is None else flash_attn,
+            max_states=workers,
+        )
         self._leases: dict[bool, ModelLease] = {}
         self._lock = threading.Lock()
         started = time.perf_counter()
@@ -183,7 +183,7 @@ class Transcriber:
                 exc_info=True,
             )
         self.device = select_device("cpu")
-        self._load_kwargs.update(use_gpu=False, gpu_device=0)
+        self._load = replace(self._load, use_gpu=False, gpu_device=0)
         return self._native(dtw=False)
 
     def _native(self, *, dtw: bool) -> _core.Model:
@@ -195,13 +195,13 @@ class Transcriber:
         with self._lock:
             lease = self._leases.get(dtw)
             if lease is None:
-                kwargs = dict(self._load_kwargs, dtw=dtw)
-                if dtw and kwargs["flash_attn"]:
+                load = replace(self._load, dtw=dtw)
+                if dtw and self._load.flash_attn:
                     logger.info(
                         "word timestamps: loading %s with DTW, flash attention off", self.model_name
                     )
                 lease = self._leases[dtw] = self._cache.acquire(
-                    self.resolved.path, config=self.config, **kwargs
+                    self.resolved.path, load, config=self.config
                 )
             return lease.model
 
@@ -256,9 +256,11 @@ class Transcriber:
         ``on_segment(segment)`` are called as decoding goes; ``cancel.cancel()`` from another
         thread stops the call with :class:`~dattavani.Cancelled`.
         """
-        opts = TranscribeOptions.from_kwargs(**options)
-        vad = _vad_options(vad_filter, vad_parameters)
-        clips = _parse_clips(clip_timestamps)
+        opts = TranscribeOptions.from_kwargs(
+            vad_filter=vad_filter, clip_timestamps=clip_timestamps, **options
+        )
+        vad = _vad_options(opts.vad_filter, vad_parameters)
+        clips = opts.clips
         run = _Run(self, opts, vad, on_segment, cancel, threads or self.threads)
         started = time.perf_counter()
         if on_progress is not None:
@@ -516,29 +518,3 @@ def _vad_options(
         return VadOptions(**dict(vad_parameters))
     except TypeError as error:
         raise OptionsError(f"vad_parameters: {error}") from error
-
-
-def _parse_clips(
-    clip_timestamps: Sequence[float] | str | None,
-) -> list[tuple[float, float | None]] | None:
-    """faster-whisper's ``clip_timestamps``: start,end pairs; an odd last start runs to the end."""
-    if clip_timestamps is None or clip_timestamps == "0" or clip_timestamps == []:
-        return None
-    try:
-        values = (
-            [float(v) for v in clip_timestamps.split(",")]
-            if isinstance(clip_timestamps, str)
-            else [float(v) for v in clip_timestamps]
-        )
-    except ValueError as error:
-        raise OptionsError(f"clip_timestamps {clip_timestamps!r}: {error}") from error
-    clips: list[tuple[float, float | None]] = []
-    for i in range(0, len(values), 2):
-        start = values[i]
-        end = values[i + 1] if i + 1 < len(values) else None
-        if start < 0 or (end is not None and end <= start):
-            raise OptionsError(f"clip_timestamps {clip_timestamps!r}: spans must be start < end")
-        if clips and start < (clips[-1][1] or float("inf")):
-            raise OptionsError(f"clip_timestamps {clip_timestamps!r}: spans must be in order")
-        clips.append((start, end))
-    return clips

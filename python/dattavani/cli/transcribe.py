@@ -30,12 +30,56 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     parser.set_defaults(command="transcribe", handler=run_transcribe)
 
 
+def _temperatures(value: str) -> tuple[float, ...]:
+    from ..config import parse_temperatures
+    from ..errors import ConfigError
+
+    try:
+        return parse_temperatures(value)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+#: The transcription options ``transcribe`` has flags for: TranscribeOptions field -> the flag's
+#: names and argparse keywords. ``[transcribe]`` takes every field by its name; a flag given beats
+#: the file's value, which beats TranscribeOptions' default. A new flag is one line here.
+OPTION_FLAGS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "language": (("-l", "--language"), {"help": "language code or name (default: detect)"}),
+    "task": (("--task",), {"choices": ("transcribe", "translate")}),
+    "word_timestamps": (
+        ("--word-timestamps",),
+        {"action": argparse.BooleanOptionalAction, "help": "times for every word"},
+    ),
+    "hallucination_silence_threshold": (
+        ("--hallucination-silence-threshold",),
+        {
+            "type": float,
+            "metavar": "SECONDS",
+            "help": "with --word-timestamps: drop a likely hallucination between longer silences",
+        },
+    ),
+    "beam_size": (("--beam-size",), {"type": int, "help": "beam search width (default: greedy)"}),
+    "temperature": (
+        ("--temperature",),
+        {
+            "type": _temperatures,
+            "metavar": "T[,T...]",
+            "help": "temperature or fallback schedule, e.g. 0,0.2",
+        },
+    ),
+    "initial_prompt": (
+        ("--initial-prompt",),
+        {"metavar": "TEXT", "help": "text to prime the decoder"},
+    ),
+}
+
+
 def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     """``dattavani transcribe``'s options; None means "take it from the config"."""
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files, folders or globs")
     parser.add_argument("-m", "--model", help="model name, alias or path (default: config)")
-    parser.add_argument("-l", "--language", help="language code or name (default: detect)")
-    parser.add_argument("--task", choices=("transcribe", "translate"))
+    for name, (flags, keywords) in OPTION_FLAGS.items():
+        parser.add_argument(*flags, dest=name, **keywords)
     parser.add_argument(
         "-f",
         "--output-format",
@@ -46,28 +90,16 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
         "-o", "--output-dir", metavar="DIR", help="where outputs go (default: beside each input)"
     )
     on_off = argparse.BooleanOptionalAction
-    parser.add_argument("--word-timestamps", action=on_off, help="times for every word")
-    parser.add_argument(
-        "--hallucination-silence-threshold",
-        type=float,
-        metavar="SECONDS",
-        help="with --word-timestamps: drop a likely hallucination between longer silences",
-    )
     parser.add_argument("--vad", action=on_off, help="skip silence with Silero VAD")
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N, metal or vulkan")
     parser.add_argument("--threads", type=int, help="CPU threads per file")
     parser.add_argument("--workers", type=int, help="files transcribed at once (default 1)")
-    parser.add_argument("--beam-size", type=int, help="beam search width (default: greedy)")
-    parser.add_argument(
-        "--temperature", metavar="T[,T...]", help="temperature or fallback schedule, e.g. 0,0.2"
-    )
-    parser.add_argument("--initial-prompt", metavar="TEXT", help="text to prime the decoder")
     parser.add_argument("--overwrite", action=on_off, help="replace existing output files")
 
 
 def run_transcribe(args: argparse.Namespace, config: Config) -> int:
     """``dattavani transcribe``: flags beat the config's [transcribe] values and defaults."""
-    from ..config import parse_output_formats, parse_temperatures
+    from ..config import parse_output_formats
     from ..options import TranscribeOptions
     from ..transcriber import default_threads
 
@@ -83,22 +115,13 @@ def run_transcribe(args: argparse.Namespace, config: Config) -> int:
     if threads is None:
         # Files decoded at once share the cores rather than each taking all of them.
         threads = max(1, default_threads() // workers)
-    temperature = parse_temperatures(args.temperature) if args.temperature else defaults.temperature
-    options: dict[str, Any] = {
-        "language": pick(args.language, defaults.language),
-        "task": pick(args.task, defaults.task),
-        "beam_size": pick(args.beam_size, defaults.beam_size),
-        "initial_prompt": pick(args.initial_prompt, defaults.initial_prompt),
-        "word_timestamps": pick(args.word_timestamps, defaults.word_timestamps),
-        "hallucination_silence_threshold": pick(
-            args.hallucination_silence_threshold, defaults.hallucination_silence_threshold
-        ),
-    }
-    if temperature is not None:
-        options["temperature"] = temperature
-    TranscribeOptions.from_kwargs(**options)  # a bad option is a usage error before any work
+    options = dict(defaults.options)
+    for name in OPTION_FLAGS:
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
     if pick(args.vad, defaults.vad):
         options["vad_filter"] = True
+    TranscribeOptions.from_kwargs(**options)  # a bad option is a usage error before any work
     output = OutputSettings(
         formats=(
             parse_output_formats(args.output_format)
