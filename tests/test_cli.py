@@ -24,7 +24,7 @@ from dattavani.cli import UsageError
 from dattavani.cli._common import format_duration
 from dattavani.cli._files import expand_inputs
 from dattavani.cli.compare import normalized_words, word_errors
-from dattavani.cli.whisper import add_parser, options_from_arguments
+from dattavani.cli.whisper import add_parser, openai_whisper_argv, options_from_arguments
 from dattavani.writers import format_timestamp
 from speech import JFK_WORDS, words
 
@@ -239,6 +239,8 @@ def test_bad_files_are_reported_the_rest_done_and_nothing_overwritten(
             "start < end",
         ),
         (["compare", "x.wav", "--reference", "openai-whisper"], None, "pip install openai-whisper"),
+        (["whisper", "x.wav", "--engine", "openai-whisper"], None, "pip install openai-whisper"),
+        (["whisper", "x.wav", "--engine", "pytorch"], None, "invalid choice: 'pytorch'"),
         ([], None, "usage: dattavani"),
     ],
 )
@@ -325,6 +327,32 @@ def test_whisper_drop_in_writes_what_openai_whisper_writes(
     assert lines and all(line.startswith("[00:") and " --> " in line for line in lines)
     assert words(" ".join(line.split("]", 1)[1] for line in lines)) == JFK_WORDS
     assert "fp16" not in done.stderr
+
+
+@pytest.mark.skipif(_installed("openai-whisper"), reason="openai-whisper would run")
+def test_the_whisper_engine_variable_without_openai_whisper_installed(workdir: Path) -> None:
+    (workdir / "x.wav").write_bytes(b"")
+    done = run(workdir, "whisper", "x.wav", DATTAVANI_WHISPER_ENGINE="openai-whisper")
+    assert done.returncode == EXIT_USAGE
+    assert "openai-whisper, which is not installed: pip install openai-whisper" in done.stderr
+    assert "Traceback" not in done.stderr
+    done = run(workdir, "whisper", "x.wav", DATTAVANI_WHISPER_ENGINE="torch")
+    assert done.returncode == EXIT_USAGE
+    assert "DATTAVANI_WHISPER_ENGINE='torch': use one of native, openai-whisper" in done.stderr
+
+
+def test_openai_whisper_gets_the_same_arguments() -> None:
+    args = whisper_args(
+        "--model", "base", "-o", "out", "--output_format", "srt", "--language", "English",
+        "--beam_size", "None", "--word_timestamps", "True", "--temperature", "0.2",
+        "--device", "auto", "--engine", "openai-whisper",
+    )  # fmt: skip
+    assert openai_whisper_argv(args) == [
+        "a.wav",
+        *("--model", "base", "--output_dir", "out", "--output_format", "srt"),
+        *("--language", "English", "--temperature", "0.2", "--beam_size", "None"),
+        *("--word_timestamps", "True"),
+    ]  # --device auto is openai-whisper's own choice; --engine is not its argument
 
 
 def whisper_args(*argv: str) -> argparse.Namespace:

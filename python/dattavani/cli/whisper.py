@@ -7,12 +7,16 @@ folder) and output file names (``<output_dir>/<audio name without extension>.<fo
 
 Arguments that only steer PyTorch (``--fp16``) are accepted and ignored. Arguments whisper.cpp has
 no counterpart for, and whose absence changes little, are accepted with a warning.
+
+``--engine openai-whisper`` (or ``DATTAVANI_WHISPER_ENGINE=openai-whisper``) is the way back: the
+same command line runs openai-whisper itself, where it is installed.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +30,11 @@ if TYPE_CHECKING:
     from ..results import Segment
 
 logger = logging.getLogger("dattavani.cli")
+
+#: What runs ``dattavani whisper``: dattavani (the default), or openai-whisper itself, the way
+#: back for a team whose scripts moved over (docs/migrating-from-openai-whisper.md).
+ENGINES = ("native", "openai-whisper")
+ENGINE_VARIABLE = "DATTAVANI_WHISPER_ENGINE"
 
 _WORD_OPTIONS = ("highlight_words", "max_line_count", "max_line_width", "max_words_per_line")
 
@@ -60,7 +69,20 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         "See docs/migrating-from-openai-whisper.md.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add = p.add_argument
+    # Every argument but --engine is openai-whisper's, and is handed to it by --engine
+    # openai-whisper: what a user changed from the default is passed on as given.
+    forwarded: list[argparse.Action] = []
+
+    def add(*names: str, **keywords: Any) -> None:
+        forwarded.append(p.add_argument(*names, **keywords))
+
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=os.environ.get(ENGINE_VARIABLE) or "native",
+        help=f"native (dattavani), or openai-whisper to run openai-whisper itself with these "
+        f"arguments (rollback; needs openai-whisper installed); env {ENGINE_VARIABLE}",
+    )
     add("audio", nargs="+", type=str, help="audio file(s) to transcribe")
     add("--model", default=None, help="model name, config alias or GGML path (default: config)")
     add("--model_dir", type=str, default=None, help="the model cache folder")
@@ -117,7 +139,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         help="(requires --word_timestamps True) drop a likely hallucination between silences "
         "longer than this many seconds",
     )
-    p.set_defaults(command="whisper", handler=run_whisper)
+    p.set_defaults(command="whisper", handler=run_whisper, openai_whisper_arguments=forwarded)
 
 
 def options_from_arguments(args: argparse.Namespace) -> dict[str, Any]:
@@ -187,17 +209,53 @@ class WhisperReporter(TableReporter):
         """openai-whisper prints no summary."""
 
 
+def openai_whisper_argv(args: argparse.Namespace) -> list[str]:
+    """The command line that gives openai-whisper's ``whisper`` the same request: the audio, and
+    each option whose value is not its default here (the defaults are openai-whisper's, but for
+    --model and --device, which openai-whisper then chooses itself)."""
+    argv = list(args.audio)
+    for action in args.openai_whisper_arguments:
+        value = getattr(args, action.dest)
+        if not action.option_strings or value == action.default:
+            continue
+        argv += [action.option_strings[0], "None" if value is None else str(value)]
+    return argv
+
+
+def run_openai_whisper(args: argparse.Namespace) -> int:
+    """``--engine openai-whisper``: openai-whisper's own command, in a child Python, with the same
+    arguments; its exit code is the command's."""
+    import importlib.metadata
+    import subprocess
+
+    try:
+        importlib.metadata.distribution("openai-whisper")
+    except importlib.metadata.PackageNotFoundError:
+        raise UsageError(
+            f"--engine openai-whisper (or {ENGINE_VARIABLE}=openai-whisper) runs openai-whisper, "
+            "which is not installed: pip install openai-whisper (it brings torch), or use "
+            "--engine native"
+        ) from None
+    argv = [sys.executable, "-m", "whisper", *openai_whisper_argv(args)]
+    logger.info("running openai-whisper: %s", " ".join(argv))
+    return subprocess.run(argv, check=False).returncode
+
+
 def run_whisper(args: argparse.Namespace, config: Config) -> int:
-    """``dattavani whisper``: openai-whisper's behaviour on dattavani's engine."""
+    """``dattavani whisper``: openai-whisper's behaviour on dattavani's engine, or openai-whisper
+    itself with ``--engine openai-whisper``."""
     from dataclasses import replace
 
     from ..config import parse_output_formats
 
+    if args.engine not in ENGINES:  # from the environment: argparse checks only the flag
+        raise UsageError(f"{ENGINE_VARIABLE}={args.engine!r}: use one of {', '.join(ENGINES)}")
+    if args.engine == "openai-whisper":
+        return run_openai_whisper(args)
     if args.threads is not None and args.threads < 0:
         raise UsageError("--threads must be 0 (all) or more")
     options = options_from_arguments(args)
-    # A bad option is a usage error before any work (clip_timestamps is checked per call).
-    TranscribeOptions.from_kwargs(**{k: v for k, v in options.items() if k != "clip_timestamps"})
+    TranscribeOptions.from_kwargs(**options)  # a bad option is a usage error before any work
     if args.model_dir:
         config = replace(
             config, native_models=replace(config.native_models, cache_dir=Path(args.model_dir))
