@@ -28,7 +28,6 @@ REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / ".work"
 SHARED_AUDIO = REPO.parent / "shared" / "audio"
 WHISPER_CPP = REPO / "third_party" / "whisper.cpp"
-SAMPLE_RATE = 16000
 
 # Every process a bench starts imports Python code as an installed package would: from cached
 # bytecode. Where PYTHONDONTWRITEBYTECODE is set (it is on these machines), each process compiled
@@ -36,9 +35,9 @@ SAMPLE_RATE = 16000
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 os.environ.setdefault("PYTHONPYCACHEPREFIX", str(WORK / "pycache"))
 
-# The reference transcripts live with the tests; the bench scores against the same text.
-sys.path.insert(0, str(REPO / "tests"))
-from speech import HOTWORDS_TEXT, JFK_TEXT  # noqa: E402
+# The reference transcripts are the tests' too (dattavani.testing): the bench scores against them.
+from dattavani.audio import SAMPLE_RATE  # noqa: E402
+from dattavani.testing import HOTWORDS_TEXT, JFK_TEXT  # noqa: E402
 
 #: What is said in each speech file (../shared/audio/README.md).
 TRANSCRIPTS = {"jfk.flac": JFK_TEXT, "jfk.mp3": JFK_TEXT, "hotwords.mp3": HOTWORDS_TEXT}

@@ -33,6 +33,18 @@ def _first_existing(*paths: Path) -> Path:
     raise FileNotFoundError(f"none of {', '.join(map(str, paths))} exists")
 
 
+@pytest.fixture(autouse=True)
+def isolated_config(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No test reads the machine's configuration: the DATTAVANI_* variables are cleared (but the
+    suite's own DATTAVANI_TEST_*) and the user config folder is an empty one."""
+    for name in list(os.environ):
+        if name.startswith("DATTAVANI_") and not name.startswith("DATTAVANI_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+
+
 @pytest.fixture(scope="session")
 def test_device() -> str:
     """The device the transcription tests run on: ``cpu`` unless DATTAVANI_TEST_DEVICE says

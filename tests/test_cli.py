@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -23,10 +24,10 @@ from dattavani import _core
 from dattavani.cli import UsageError
 from dattavani.cli._common import format_duration
 from dattavani.cli._files import expand_inputs
-from dattavani.cli.compare import normalized_words, word_errors
 from dattavani.cli.whisper import add_parser, openai_whisper_argv, options_from_arguments
+from dattavani.testing import JFK_WORDS, words
+from dattavani.word_errors import normalized_words, word_errors
 from dattavani.writers import format_timestamp
-from speech import JFK_WORDS, words
 
 DATTAVANI = Path(sys.executable).parent / "dattavani"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -135,8 +136,9 @@ def test_help_and_version_load_nothing_heavy(workdir: Path) -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=workdir
     )
     assert "LOADED []" in probed.stdout
-    version = run(workdir, "--version")
-    assert (version.returncode, version.stdout.strip()) == (EXIT_OK, "dattavani 0.1.0")
+    shown = run(workdir, "--version")
+    expected = f"dattavani {version('dattavani')}"
+    assert (shown.returncode, shown.stdout.strip()) == (EXIT_OK, expected)
 
 
 # --- transcribe ----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import pytest
 import dattavani
 from dattavani import Cancelled, ModelLoadError, OptionsError, Transcriber, _core
 from dattavani.options import TranscribeOptions
-from speech import JFK_WORDS, words
+from dattavani.testing import JFK_WORDS, words
 
 
 @pytest.fixture(scope="module")
@@ -312,28 +312,12 @@ def test_bad_model_files_raise_model_load_error(tiny_en_ggml: Path, tmp_path: Pa
 
 
 def test_bad_options_raise_options_error(transcriber: Transcriber, jfk_samples) -> None:
+    """Every rule is in test_options.py, model-free; here: a transcription raises them, and the
+    one that needs the model's vocabulary."""
     for options, reason in [
-        ({"language": "xx"}, "unknown language"),
         ({"beam_size": 0}, "beam_size"),
-        ({"beam_size": 1000}, "beam_size"),
-        ({"no_speech_threshold": -0.5}, "no_speech_threshold"),
-        ({"temperature": 5.0}, "temperature"),
-        ({"task": "summarise"}, "task"),
-        ({"bogus": 1}, "unknown transcription option"),
-        ({"language": 5}, "language must be a string"),
-        ({"beam_size": 2.5}, "beam_size must be an integer"),
-        ({"offset": float("nan")}, "offset must be finite"),
-        ({"logprob_threshold": float("nan")}, "logprob_threshold must be a number"),
         ({"suppress_regex": "(["}, "not a valid regular expression"),
-        ({"patience": -1.0}, "patience"),
-        ({"hallucination_silence_threshold": 0}, "hallucination_silence_threshold must be > 0"),
-        ({"suppress_tokens": [-2]}, "suppress_tokens must be token ids"),
-        ({"suppress_tokens": 5}, "suppress_tokens must be token ids"),
         ({"suppress_tokens": [60_000]}, "60000 is not a token of this model"),
-        ({"prefix": "And so"}, "prefix is not supported: whisper.cpp cannot force"),
-        ({"repetition_penalty": 0.0}, "repetition_penalty must be > 0"),
-        ({"no_repeat_ngram_size": -1}, "no_repeat_ngram_size must be >= 0"),
-        ({"logprob_threshold": -1, "log_prob_threshold": -1}, "not both"),
     ]:
         with pytest.raises(OptionsError, match=reason):
             transcriber.transcribe(jfk_samples, **options)

@@ -10,7 +10,7 @@ import pytest
 from dattavani import DeviceError, Transcriber, _core
 from dattavani.config import config_from_dict
 from dattavani.devices import device_name, device_of_load, select_device
-from speech import JFK_WORDS, words
+from dattavani.testing import JFK_WORDS, words
 
 HAS_GPU = any(d["type"] in ("gpu", "igpu") for d in _core.list_devices())
 

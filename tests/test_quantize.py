@@ -13,7 +13,7 @@ import pytest
 from dattavani import ConversionError, ModelLoadError, OptionsError, Transcriber
 from dattavani.convert import convert_ct2, quantize
 from dattavani.convert.ggml_writer import GGML_QUANTIZED_BLOCKS, GgmlModelInfo, read_ggml
-from speech import JFK_WORDS, word_error_rate, words
+from dattavani.testing import JFK_WORDS, word_error_rate, words
 
 # ggml_type of each precision, and the ftype whisper.cpp's quantizer writes (GGML_QNT_VERSION 2
 # times GGML_QNT_VERSION_FACTOR 1000, plus the ggml_ftype).

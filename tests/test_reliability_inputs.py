@@ -29,7 +29,7 @@ import soundfile
 import dattavani
 from dattavani import AudioError, ModelLoadError, OptionsError, Transcriber, _core, load_audio
 from dattavani.convert.ggml_writer import GgmlTensorInfo, read_ggml
-from speech import JFK_WORDS, word_error_rate, words
+from dattavani.testing import JFK_WORDS, word_error_rate, words
 from test_audio import encode, jfk_at, tone_pcm, wav_bytes, write_jfk
 
 # ---------------------------------------------------------------------------------------------
@@ -358,30 +358,7 @@ def test_unreadable_audio_and_model_files(tiny_en_ggml: Path, encoded) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Options
-
-
-@pytest.mark.parametrize(
-    ("options", "reason"),
-    [
-        ({"language": "xx"}, "unknown language 'xx'"),
-        ({"language": "klingon"}, "unknown language 'klingon'"),
-        ({"beam_size": 0}, "beam_size.*got 0"),
-        ({"beam_size": 1000}, "beam_size.*got 1000"),
-        ({"beam_size": -1}, "beam_size.*got -1"),
-        ({"best_of": 0}, "best_of.*got 0"),
-        ({"no_speech_threshold": -0.5}, "no_speech_threshold.*-0.5"),
-        ({"compression_ratio_threshold": -1.0}, "compression_ratio_threshold.*-1"),
-        ({"entropy_threshold": -2.0}, "entropy_threshold.*-2"),
-        ({"temperature": -0.2}, "temperature.*-0.2"),
-        ({"temperature": float("nan")}, "temperature.*nan"),
-        ({"offset": -1.0}, "offset"),
-        ({"task": "summarise"}, "task.*summarise"),
-    ],
-)
-def test_bad_option(transcriber, options: dict[str, object], reason: str) -> None:
-    with pytest.raises(OptionsError, match=reason):
-        transcriber.transcribe(np.zeros(16000, np.float32), **options)
+# Options: every bad option is in test_options.py (model-free).
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import dattavani
 from dattavani import Cancelled, Transcriber, load_audio
 from dattavani.convert import quantize
 from dattavani.models import ModelCache
-from speech import words
+from dattavani.testing import words
 
 REPO = Path(__file__).resolve().parents[1]
 ROUNDS = int(os.environ.get("DATTAVANI_STRESS_ROUNDS", "2"))

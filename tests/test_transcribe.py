@@ -13,8 +13,8 @@ import dattavani
 from dattavani import AudioError, Transcriber, load_audio
 from dattavani.config import config_from_dict
 from dattavani.models import resolve_model
+from dattavani.testing import JFK_TEXT, JFK_WORDS, word_error_rate, words
 from dattavani.windows import cut_windows
-from speech import JFK_TEXT, JFK_WORDS, word_error_rate, words
 
 SR = 16000
 SHARED_AUDIO = Path(__file__).resolve().parents[2] / "shared" / "audio"

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from dattavani import _core
+from dattavani.audio import SAMPLE_RATE
 from dattavani.errors import OptionsError
-from dattavani.vad import SAMPLE_RATE, SpeechMap, VadOptions, speech_spans
+from dattavani.vad import SpeechMap, VadOptions, speech_spans
 
 
 def test_defaults_are_faster_whispers_and_the_native_ones() -> None:

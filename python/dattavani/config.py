@@ -31,16 +31,6 @@ from .errors import ConfigError
 
 CONFIG_FILENAME = "dattavani.toml"
 
-#: Precisions a model alias may ask for; ``fp16``/``fp32``/``int8`` are the names CTranslate2 and
-#: transformers users write, accepted as spellings of ours.
-PRECISIONS = ("f32", "f16", "q8_0", "q5_0", "q5_1", "q4_0")
-_PRECISION_SPELLINGS = {
-    "fp32": "f32",
-    "fp16": "f16",
-    "float32": "f32",
-    "float16": "f16",
-    "int8": "q8_0",
-}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 

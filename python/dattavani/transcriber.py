@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .audio import SAMPLE_RATE
 from .devices import DeviceChoice, select_device
 from .errors import OptionsError
 from .options import TranscribeOptions
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 AudioInput = str | os.PathLike[str] | bytes | np.ndarray | Any
-SAMPLE_RATE = 16000
 #: The precision a model named without one (``"base"``, a hub repo) is made at for the CPU: q8_0
 #: gave f16's words greedily in 5-9% less time, with half the weights' memory (with beam search a
 #: word differs either way; bench/results/cpu-2t-f16-q8_0.md, docs/models.md). GPUs get f16.
