@@ -19,7 +19,7 @@ import struct
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,14 @@ from test_audio import encode, jfk_at, tone_pcm, wav_bytes, write_jfk
 @pytest.fixture(scope="module")
 def transcriber(tiny_en_ggml: Path) -> Transcriber:
     return Transcriber(tiny_en_ggml, device="cpu", threads=1, workers=2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def still_transcribes_afterwards(transcriber: Transcriber, jfk_audio: Path) -> Iterator[None]:
+    """After the module's tests, whichever ran and in whatever order, this interpreter and this
+    loaded model still transcribe jfk word for word (checked at the module's teardown)."""
+    yield
+    assert words(transcriber.transcribe(jfk_audio).text) == JFK_WORDS
 
 
 @pytest.fixture(scope="module")
@@ -548,12 +556,3 @@ def test_model_path_missing_or_a_directory(tmp_path: Path) -> None:
         with pytest.raises(dattavani.DattavaniError) as error:
             Transcriber(path, device="cpu")
         assert str(path) in str(error.value)
-
-
-# ---------------------------------------------------------------------------------------------
-# Afterwards
-
-
-def test_the_interpreter_still_transcribes_jfk_word_for_word(transcriber, jfk_audio) -> None:
-    # Last in the file: everything above ran in this interpreter, on this loaded model.
-    assert words(transcriber.transcribe(jfk_audio).text) == JFK_WORDS

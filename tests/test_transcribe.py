@@ -203,13 +203,29 @@ def test_clip_timestamps(transcriber: Transcriber, jfk) -> None:
         transcriber.transcribe(jfk, clip_timestamps="5,2")
 
 
-def test_progress_is_monotonic_and_ends_at_one(transcriber: Transcriber, long_clip) -> None:
+def test_progress_follows_the_windows_and_ends_at_one(transcriber: Transcriber, long_clip) -> None:
     audio = long_clip[0][: 150 * SR]  # two windows
-    seen: list[float] = []
-    transcriber.transcribe(audio, on_progress=seen.append, temperature=0.0)
-    assert seen == sorted(seen)
+    events: list[tuple[str, float]] = []  # progress reports and segment starts, in their order
+    transcriber.transcribe(
+        audio,
+        on_progress=lambda p: events.append(("progress", p)),
+        on_segment=lambda s: events.append(("segment", s.start)),
+        temperature=0.0,
+    )
+    seen = [value for kind, value in events if kind == "progress"]
     assert seen[-1] == 1.0
     assert any(0.3 < p < 0.7 for p in seen)  # reported across windows, not per window
+    # The second window's segments come after progress has counted the first window (up to
+    # its last 30 s step) as done, and progress goes on while segments still come: it follows
+    # the decoding, not the clock.
+    cut = next(o for o, _ in cut_windows([audio], 120) if o) / SR
+    assert any(kind == "segment" and start >= cut for kind, start in events)
+    for i, (kind, start) in enumerate(events):
+        if kind == "segment" and start >= cut:
+            done = max(p for k, p in events[:i] if k == "progress")
+            assert done >= (cut - 30) / 150, (start, done, cut)
+    last_segment = max(i for i, (kind, _) in enumerate(events) if kind == "segment")
+    assert any(kind == "progress" and p < 1.0 for kind, p in events[:last_segment])
 
 
 def test_hotwords_steer_spelling(transcriber: Transcriber) -> None:
@@ -229,13 +245,13 @@ def test_transcribe_many_reports_each_outcome(
     broken.write_text("these are notes, not audio")
     sources = [jfk_audio, broken, jfk]
     outcomes = list(transcriber.transcribe_many(sources, workers=2))
-    assert len(outcomes) == 3
-    by_kind = {type(o.source).__name__: o for o in outcomes}
+    # Each source comes back once (by identity: two of them are paths).
+    assert sorted(id(o.source) for o in outcomes) == sorted(id(s) for s in sources)
     bad = next(o for o in outcomes if o.source is broken)
     assert isinstance(bad.error, AudioError) and bad.result is None
     good = [o for o in outcomes if o.source is not broken]
     assert all(o.error is None and words(o.result.text) == JFK_WORDS for o in good)  # type: ignore[union-attr]
-    assert "ndarray" in by_kind
+    assert any(o.source is jfk for o in good)
 
 
 def test_atranscribe(transcriber: Transcriber, jfk) -> None:
@@ -261,40 +277,6 @@ def test_cancelling_the_asyncio_task_stops_the_work(transcriber: Transcriber, jf
 
     asyncio.run(main())
     assert words(transcriber.transcribe(jfk).text) == JFK_WORDS
-
-
-def test_cut_windows_cover_the_input_and_cut_at_silence() -> None:
-    rng = np.random.default_rng(1)
-    noise = rng.standard_normal(100 * SR).astype(np.float32)
-    noise[int(52.3 * SR) : int(52.8 * SR)] = 0.0  # the only quiet moment near 60 s
-    chunks = [noise[i : i + 7 * SR] for i in range(0, len(noise), 7 * SR)]
-    # A window is valid until the next is asked for (the buffer is reused): keep copies.
-    windows = [(o, w.copy()) for o, w in cut_windows(chunks, window_seconds=60, search_seconds=10)]
-    assert windows[0][0] == 0
-    cut = windows[1][0]
-    assert 52.3 * SR <= cut <= 52.8 * SR
-    joined = np.concatenate([w for _, w in windows])
-    np.testing.assert_array_equal(joined, noise)
-    assert all(len(w) <= 60 * SR for _, w in windows)
-
-
-@pytest.mark.parametrize("chunk_seconds", [0.3, 7.0, 30.0, 59.99, 60.0, 61.0, 250.0, 1000.0])
-def test_cut_windows_cover_any_chunking_in_one_reused_buffer(chunk_seconds: float) -> None:
-    rng = np.random.default_rng(2)
-    audio = rng.standard_normal(int(245.5 * SR)).astype(np.float32)
-    step = int(chunk_seconds * SR)
-    chunks = [audio[i : i + step] for i in range(0, len(audio), step)]
-    offsets, copies, bases = [], [], []
-    for offset, window in cut_windows(chunks, window_seconds=60, search_seconds=10):
-        assert 0 < len(window) <= 60 * SR
-        offsets.append(offset)
-        copies.append(window.copy())
-        bases.append(window.base)  # held, so that no freed buffer's id is reused
-    np.testing.assert_array_equal(np.concatenate(copies), audio)
-    assert offsets == list(np.cumsum([0] + [len(c) for c in copies[:-1]]))
-    if len(chunks) > 1:
-        # Streamed input is assembled in one buffer, grown at most a few times, never per window.
-        assert len({id(b) for b in bases}) <= 3
 
 
 def test_a_name_runs_at_q8_0_on_the_cpu(
