@@ -149,15 +149,18 @@ def test_transcribe_writes_subtitles_real_parsers_read_back(
 ) -> None:
     # The config asks for txt only and one worker; the flags ask for more formats: flags win.
     # --vad: Silero VAD cuts out the silence; the words are all still there.
-    # The model comes by a config alias, the default model.
+    # The model comes by a config alias, the default model. Any transcription option is a
+    # [transcribe] key and reaches the transcription.
     (workdir / "dattavani.toml").write_text(
         '[transcribe]\noutput_format = "txt"\nworkers = 1\n'
+        "without_timestamps = true\n"
         '[native_models]\ndefault_model = "tiny"\n'
         f'[native_models.models]\ntiny = {{ model_id = "{tiny_en_ggml}" }}\n',
         encoding="utf-8",
     )
     done = run_on_terminal(
-        workdir, "transcribe", jfk_audio, "-f", "srt,vtt,json", "-o", "out", "-v", "--vad"
+        workdir,
+        *("transcribe", jfk_audio, "-f", "srt,vtt,json", "-o", "out", "-v", "--vad"),
     )
     assert done.returncode == EXIT_OK, done.stderr
     stem = jfk_audio.stem
@@ -170,6 +173,8 @@ def test_transcribe_writes_subtitles_real_parsers_read_back(
     assert subtitle_words(workdir / "out" / f"{stem}.vtt") == JFK_WORDS
     written = json.loads((workdir / "out" / f"{stem}.json").read_text(encoding="utf-8"))
     assert words(written["text"]) == JFK_WORDS
+    # without_timestamps, which has no flag, came from the file: one cue, not jfk's usual two.
+    assert len(list(srt.parse((workdir / "out" / f"{stem}.srt").read_text()))) == 1
     # The closing table: the file, its length, and the speed as x real time.
     table = done.stdout
     assert jfk_audio.name in table and "11.0 s" in table and "x real time" in table
@@ -179,6 +184,13 @@ def test_transcribe_writes_subtitles_real_parsers_read_back(
     assert "1/1" in done.stderr
     # -v: the device chosen and why, printed above the bars.
     assert "device auto: using the CPU" in done.stderr
+
+
+def test_the_device_variable_is_followed(workdir: Path, tiny_en_ggml: Path) -> None:
+    (workdir / "x.wav").write_bytes(b"")
+    done = run(workdir, "transcribe", "x.wav", "-m", tiny_en_ggml, DATTAVANI_DEVICE="tpu")
+    assert done.returncode == EXIT_USAGE
+    assert "unknown device 'tpu'" in done.stderr
 
 
 def test_bad_files_are_reported_the_rest_done_and_nothing_overwritten(

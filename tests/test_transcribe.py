@@ -203,6 +203,57 @@ def test_clip_timestamps(transcriber: Transcriber, jfk) -> None:
         transcriber.transcribe(jfk, clip_timestamps="5,2")
 
 
+def test_several_clip_spans_keep_only_their_speech(transcriber: Transcriber, jfk) -> None:
+    spans = [(0.0, 3.2), (8.0, 11.0)]
+    result = transcriber.transcribe(jfk, clip_timestamps=[t for span in spans for t in span])
+    said = words(result.text)
+    assert said[:2] == ["and", "so"] and said[-2:] == ["your", "country"]
+    assert "not" not in said  # "ask not what your country..." lies between the spans
+    for s in result.segments:
+        assert any(a - 0.05 <= s.start and s.end <= b + 0.05 for a, b in spans), s
+
+
+def test_offset_and_duration_pick_a_stretch(transcriber: Transcriber, jfk) -> None:
+    tail = transcriber.transcribe(jfk, offset=8.0)
+    assert words(tail.text) == words("ask what you can do for your country")
+    assert all(s.start >= 7.9 for s in tail.segments)  # on the input's timeline
+    # whisper.cpp decodes whole segments: those that start within the duration.
+    head = transcriber.transcribe(jfk, duration=3.2)
+    assert all(s.start < 3.2 for s in head.segments)
+    said = words(head.text)
+    assert said == JFK_WORDS[: len(said)] and len(said) < len(JFK_WORDS)
+
+
+def test_the_fallback_schedule_runs_when_a_threshold_fails(transcriber: Transcriber, jfk) -> None:
+    audio = np.tile(jfk, 3)  # 33 s, ~90 tokens: sampling at 1.0 does not give greedy's text
+    greedy = transcriber.transcribe(audio, temperature=0.0)
+    # jfk passes the default thresholds: the schedule is never used past its first step.
+    unused = transcriber.transcribe(audio, temperature=(0.0, 1.0))
+    assert unused.text == greedy.text
+    # A log-probability nothing reaches: each window falls back to sampling at 1.0.
+    fallen = transcriber.transcribe(audio, temperature=(0.0, 1.0), logprob_threshold=-1e-6)
+    assert fallen.text != greedy.text
+    # With no schedule to fall back on, the failing check changes nothing.
+    kept = transcriber.transcribe(audio, temperature=0.0, logprob_threshold=-1e-6)
+    assert kept.text == greedy.text
+
+
+def test_carry_initial_prompt_primes_every_window(jfk, tiny_en_ggml: Path) -> None:
+    hotwords = SHARED_AUDIO / "hotwords.mp3"
+    if not hotwords.is_file():
+        pytest.skip("../shared/audio/hotwords.mp3 is not here")
+    # 30 s windows: jfk and silence, then the hotwords recording in the second window.
+    gap = np.zeros(30 * SR - len(jfk), np.float32)
+    audio = np.concatenate([jfk, gap, load_audio(hotwords)])
+    short = Transcriber(tiny_en_ggml, device="cpu", threads=2, window_seconds=30)
+    once = short.transcribe(audio, initial_prompt="ComfyUI", beam_size=5)
+    assert "ComfyUI" not in once.text  # the second window decoded without the prompt
+    carried = short.transcribe(
+        audio, initial_prompt="ComfyUI", carry_initial_prompt=True, beam_size=5
+    )
+    assert carried.text.count("ComfyUI") == 2, carried.text
+
+
 def test_progress_follows_the_windows_and_ends_at_one(transcriber: Transcriber, long_clip) -> None:
     audio = long_clip[0][: 150 * SR]  # two windows
     events: list[tuple[str, float]] = []  # progress reports and segment starts, in their order
