@@ -13,7 +13,8 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,6 @@ from dattavani.errors import ConversionError, DownloadError, ModelNotFoundError
 from dattavani.models import resolve_model
 from dattavani.testing import JFK_WORDS, words
 from hub_server import HubServer, folder_files
-from test_reliability_cache import wait_for
 
 # The transformers tiny.en of the converter tests: safetensors written from the CTranslate2 weights.
 ct2_f16 = converter_tests.ct2_f16
@@ -79,6 +79,18 @@ def resolve_in_subprocess(spec: str, *extra: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def wait_until(condition: Callable[[], bool], process: subprocess.Popen[str], what: str) -> None:
+    """Poll ``condition`` while ``process`` runs (a generous deadline only catches a hang)."""
+    deadline = time.monotonic() + 300
+    while not condition():
+        if process.poll() is not None:
+            pytest.fail(f"the child ended before {what}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"no {what} in 300 s")
+        time.sleep(0.01)
 
 
 def finish(process: subprocess.Popen[str]) -> tuple[dict[str, str], str]:
@@ -276,14 +288,12 @@ def test_two_processes_pulling_at_once_download_once(hub: HubServer, tiny_en_ggm
     gate = hub.hold("ggml-tiny.en.bin")
 
     first = resolve_in_subprocess("tiny.en")
-    wait_for(lambda: bool(hub.downloads("ggml-tiny.en.bin")), first, "the first download")
+    wait_until(lambda: bool(hub.downloads("ggml-tiny.en.bin")), first, "the first download")
     second = resolve_in_subprocess("tiny.en")
     second_log: list[str] = []
     reader = threading.Thread(target=lambda: second_log.extend(second.stderr or ()))
     reader.start()
-    wait_for(
-        lambda: "waiting for another process" in "".join(second_log), second, "the second waits"
-    )
+    wait_until(lambda: "waiting for another process" in "".join(second_log), second, "a wait")
     gate.set()
     one, one_log = finish(first)
     two = json.loads(second.stdout.read() if second.stdout else "")
