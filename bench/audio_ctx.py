@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from common import SAMPLE_RATE, TRANSCRIPTS, ggml_model, speech_sources
-from speech import word_error_rate, words
+from dattavani.testing import word_error_rate, words
 
 FULL_CONTEXT = 1500  # positions of whisper's encoder: 30 s in steps of 20 ms
 MODES = {"greedy": {"temperature": 0.0}, "beam 5": {"temperature": 0.0, "beam_size": 5}}

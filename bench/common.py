@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / ".work"
 SHARED_AUDIO = REPO.parent / "shared" / "audio"
+SHARED_SPEECH = REPO.parent / "shared" / "speech"
 WHISPER_CPP = REPO / "third_party" / "whisper.cpp"
-SAMPLE_RATE = 16000
 
 # Every process a bench starts imports Python code as an installed package would: from cached
 # bytecode. Where PYTHONDONTWRITEBYTECODE is set (it is on these machines), each process compiled
@@ -36,9 +36,9 @@ SAMPLE_RATE = 16000
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 os.environ.setdefault("PYTHONPYCACHEPREFIX", str(WORK / "pycache"))
 
-# The reference transcripts live with the tests; the bench scores against the same text.
-sys.path.insert(0, str(REPO / "tests"))
-from speech import HOTWORDS_TEXT, JFK_TEXT, read_english  # noqa: E402
+# The reference transcripts are the tests' too (dattavani.testing): the bench scores against them.
+from dattavani.audio import SAMPLE_RATE  # noqa: E402
+from dattavani.testing import HOTWORDS_TEXT, JFK_TEXT, read_english  # noqa: E402
 
 #: What is said in each speech file (../shared/audio/README.md).
 TRANSCRIPTS = {"jfk.flac": JFK_TEXT, "jfk.mp3": JFK_TEXT, "hotwords.mp3": HOTWORDS_TEXT}
@@ -106,7 +106,9 @@ def clip(name: str) -> Path:
     if path.exists() and text_path.exists():
         return path
     if name == "speech":
-        samples, text = long_speech(read_english(300.0), seconds=1.0)  # each piece once
+        samples, text = long_speech(
+            read_english(SHARED_SPEECH, 300.0), seconds=1.0
+        )  # each piece once
     elif name in CLIPS:
         sources = [(load_audio(p), TRANSCRIPTS[p.name]) for p in speech_sources()]
         samples, text = sources[0] if name == "jfk" else long_speech(sources)

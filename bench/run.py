@@ -54,7 +54,7 @@ import soundfile
 
 import common
 from common import median, rotated
-from speech import word_error_rate, words
+from dattavani.testing import word_error_rate, words
 
 RUNNER = Path(__file__).with_name("engine_runner.py")
 RESULTS = Path(__file__).with_name("results")

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 import common
-from speech import SHARED_SPEECH, word_error_rate, words
+from common import SHARED_SPEECH
+from dattavani.testing import word_error_rate, words
 
 RESULTS = Path(__file__).with_name("results")
 BUCKETS = ((0.0, 5.0), (5.0, 10.0), (10.0, 20.0), (20.0, 30.0))

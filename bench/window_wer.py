@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from common import clip, ggml_model, reference_text
-from speech import word_error_rate, words
+from dattavani.testing import word_error_rate, words
 
 
 def main() -> None:

@@ -103,6 +103,25 @@ void register_errors(py::module_ & m) {
     m.attr("__errors__") = errors;
 }
 
+// A model file's fields as Python sees them, written once: Model's properties and the keys of
+// inspect_model()'s dict. weights_bytes is what the weights take in memory (the tensor sizes).
+template <typename F>
+void for_each_model_info_field(F && visit) {
+    visit("n_vocab", &ggml_file_info::n_vocab);
+    visit("n_audio_ctx", &ggml_file_info::n_audio_ctx);
+    visit("n_audio_state", &ggml_file_info::n_audio_state);
+    visit("n_audio_head", &ggml_file_info::n_audio_head);
+    visit("n_audio_layer", &ggml_file_info::n_audio_layer);
+    visit("n_text_ctx", &ggml_file_info::n_text_ctx);
+    visit("n_text_state", &ggml_file_info::n_text_state);
+    visit("n_text_head", &ggml_file_info::n_text_head);
+    visit("n_text_layer", &ggml_file_info::n_text_layer);
+    visit("n_mels", &ggml_file_info::n_mels);
+    visit("ftype", &ggml_file_info::ftype);
+    visit("weights_bytes", &ggml_file_info::tensor_bytes);
+    visit("file_bytes", &ggml_file_info::file_bytes);
+}
+
 } // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -180,8 +199,12 @@ PYBIND11_MODULE(_core, m) {
         .def_readonly("language_probability", &transcription::language_probability)
         .def_readonly("language_probs", &transcription::language_probs);
 
-    py::class_<model, std::shared_ptr<model>>(m, "Model",
-        "A whisper GGML model loaded once; transcribe() may be called from many threads at once.")
+    py::class_<model, std::shared_ptr<model>> model_class(m, "Model",
+        "A whisper GGML model loaded once; transcribe() may be called from many threads at once.");
+    for_each_model_info_field([&](const char * name, auto field) {
+        model_class.def_property_readonly(name, [field](const model & s) { return s.info().*field; });
+    });
+    model_class
         .def(py::init([](const std::string & path, bool use_gpu, int gpu_device, bool flash_attn,
                          int max_states, bool dtw) {
                  log_flush_guard flush;
@@ -194,25 +217,13 @@ PYBIND11_MODULE(_core, m) {
                  py::gil_scoped_release release;
                  return std::make_shared<model>(path, params);
              }),
-             py::arg("path"), py::arg("use_gpu") = true, py::arg("gpu_device") = 0,
-             py::arg("flash_attn") = true, py::arg("max_states") = 4, py::arg("dtw") = false)
+             // The defaults are model_params' own (model.h), written once.
+             py::arg("path"), py::arg("use_gpu") = model_params{}.use_gpu,
+             py::arg("gpu_device") = model_params{}.gpu_device, py::arg("flash_attn") = model_params{}.flash_attn,
+             py::arg("max_states") = model_params{}.max_states, py::arg("dtw") = model_params{}.dtw)
         .def_property_readonly("path", &model::path)
         .def_property_readonly("is_multilingual", &model::is_multilingual)
         .def_property_readonly("type", &model::type_name)
-        .def_property_readonly("n_vocab", [](const model & s) { return s.info().n_vocab; })
-        .def_property_readonly("n_audio_ctx", [](const model & s) { return s.info().n_audio_ctx; })
-        .def_property_readonly("n_audio_state", [](const model & s) { return s.info().n_audio_state; })
-        .def_property_readonly("n_audio_head", [](const model & s) { return s.info().n_audio_head; })
-        .def_property_readonly("n_audio_layer", [](const model & s) { return s.info().n_audio_layer; })
-        .def_property_readonly("n_text_ctx", [](const model & s) { return s.info().n_text_ctx; })
-        .def_property_readonly("n_text_state", [](const model & s) { return s.info().n_text_state; })
-        .def_property_readonly("n_text_head", [](const model & s) { return s.info().n_text_head; })
-        .def_property_readonly("n_text_layer", [](const model & s) { return s.info().n_text_layer; })
-        .def_property_readonly("n_mels", [](const model & s) { return s.info().n_mels; })
-        .def_property_readonly("ftype", [](const model & s) { return s.info().ftype; })
-        .def_property_readonly("weights_bytes", [](const model & s) { return s.info().tensor_bytes; },
-                               "Bytes the weights take in memory (the sum of the tensor sizes).")
-        .def_property_readonly("file_bytes", [](const model & s) { return s.info().file_bytes; })
         .def_property_readonly("use_gpu", [](const model & s) { return s.params().use_gpu; })
         .def_property_readonly("gpu_device", [](const model & s) { return s.params().gpu_device; })
         .def_property_readonly("flash_attn", [](const model & s) { return s.params().flash_attn; })
@@ -269,9 +280,12 @@ PYBIND11_MODULE(_core, m) {
                  py::gil_scoped_release release;
                  return self.speech(samples, n, options);
              },
-             py::arg("audio"), py::arg("threshold") = 0.5f, py::arg("min_speech_duration_ms") = 250,
-             py::arg("min_silence_duration_ms") = 2000, py::arg("max_speech_duration_s") = 1e9f,
-             py::arg("speech_pad_ms") = 400,
+             // The defaults are vad_options' own (vad.h), written once.
+             py::arg("audio"), py::arg("threshold") = vad_options{}.threshold,
+             py::arg("min_speech_duration_ms") = vad_options{}.min_speech_duration_ms,
+             py::arg("min_silence_duration_ms") = vad_options{}.min_silence_duration_ms,
+             py::arg("max_speech_duration_s") = vad_options{}.max_speech_duration_s,
+             py::arg("speech_pad_ms") = vad_options{}.speech_pad_ms,
              "Speech spans (start, end) in seconds of 16 kHz mono float32 audio.");
 
     m.def("log_mel_spectrogram",
@@ -313,20 +327,8 @@ PYBIND11_MODULE(_core, m) {
                   info = inspect_ggml_file(path);
               }
               py::dict d;
-              d["n_vocab"] = info.n_vocab;
-              d["n_audio_ctx"] = info.n_audio_ctx;
-              d["n_audio_state"] = info.n_audio_state;
-              d["n_audio_head"] = info.n_audio_head;
-              d["n_audio_layer"] = info.n_audio_layer;
-              d["n_text_ctx"] = info.n_text_ctx;
-              d["n_text_state"] = info.n_text_state;
-              d["n_text_head"] = info.n_text_head;
-              d["n_text_layer"] = info.n_text_layer;
-              d["n_mels"] = info.n_mels;
-              d["ftype"] = info.ftype;
+              for_each_model_info_field([&](const char * name, auto field) { d[name] = info.*field; });
               d["n_tensors"] = info.n_tensors;
-              d["weights_bytes"] = info.tensor_bytes;
-              d["file_bytes"] = info.file_bytes;
               return d;
           },
           py::arg("path"),

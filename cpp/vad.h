@@ -15,9 +15,11 @@
 
 namespace dattavani {
 
+// faster-whisper's VadOptions defaults (dattavani.vad.VadOptions; a test keeps them equal):
+// min_speech_duration_ms is 0 there, where whisper.cpp's own default is 250.
 struct vad_options {
     float threshold = 0.5f;
-    int min_speech_duration_ms = 250;
+    int min_speech_duration_ms = 0;
     int min_silence_duration_ms = 2000;
     float max_speech_duration_s = 1e9f;
     int speech_pad_ms = 400;

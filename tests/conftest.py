@@ -34,6 +34,18 @@ def _first_existing(*paths: Path) -> Path:
     raise FileNotFoundError(f"none of {', '.join(map(str, paths))} exists")
 
 
+@pytest.fixture(autouse=True)
+def isolated_config(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No test reads the machine's configuration: the DATTAVANI_* variables are cleared (but the
+    suite's own DATTAVANI_TEST_*) and the user config folder is an empty one."""
+    for name in list(os.environ):
+        if name.startswith("DATTAVANI_") and not name.startswith("DATTAVANI_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+
+
 @pytest.fixture(scope="session")
 def test_device() -> str:
     """The device the transcription tests run on: ``cpu`` unless DATTAVANI_TEST_DEVICE says
@@ -79,7 +91,7 @@ def tiny_en_ggml(request: pytest.FixtureRequest) -> Path:
 def long_clip(jfk_audio: Path) -> tuple[np.ndarray, list[str]]:
     """Over 5 minutes of the shared speech (jfk, hotwords) with 1.5 s pauses, and its words."""
     from dattavani import load_audio
-    from speech import HOTWORDS_TEXT, JFK_TEXT, words
+    from dattavani.testing import HOTWORDS_TEXT, JFK_TEXT, words
 
     pieces = [(load_audio(jfk_audio), JFK_TEXT)]
     hotwords = SHARED_AUDIO / "hotwords.mp3"
@@ -98,9 +110,9 @@ def long_clip(jfk_audio: Path) -> tuple[np.ndarray, list[str]]:
 def read_speech(long_clip) -> tuple[np.ndarray, list[str]]:
     """About 150 s of many speakers reading English (../shared/speech) with 1.5 s pauses, and
     its words; without ../shared/speech, the first 150 s of :func:`long_clip`."""
-    from speech import read_english, words
+    from dattavani.testing import read_english, words
 
-    pieces = read_english(150.0)
+    pieces = read_english(REPO.parent / "shared" / "speech", 150.0)
     if not pieces:
         audio, said = long_clip
         return audio[: 150 * 16000], said[: len(said) // 2]

@@ -120,6 +120,7 @@ class HubServer:
         self._requests: list[LoggedRequest] = []
         self._drops: dict[str, int | None] = {}
         self._delays: dict[str, float] = {}
+        self._gates: dict[str, threading.Event] = {}
         self._hub = self._serve("hub")
         self._cdn = self._serve("cdn")
 
@@ -168,6 +169,18 @@ class HubServer:
         """Send ``filename`` at a crawl, so that concurrent clients overlap for sure."""
         with self._lock:
             self._delays[filename] = seconds_per_mib
+
+    def hold(self, filename: str) -> threading.Event:
+        """Send none of ``filename``'s bytes until the returned event is set: a client is then
+        downloading it for as long as a test needs, whatever the machine's speed."""
+        gate = threading.Event()
+        with self._lock:
+            self._gates[filename] = gate
+        return gate
+
+    def _gate(self, filename: str) -> threading.Event | None:
+        with self._lock:
+            return self._gates.get(filename)
 
     def _delay(self, filename: str) -> float:
         with self._lock:
@@ -447,6 +460,9 @@ class _Handler(BaseHTTPRequestHandler):
         drop = self.state._take_drop(hub_file.name)
         if drop:
             stop = min(end, max(start, hub_file.size // 2))
+        gate = self.state._gate(hub_file.name)
+        if gate is not None:
+            gate.wait(timeout=300)
         delay = self.state._delay(hub_file.name)
         for offset in range(start, stop, _CHUNK):
             self.wfile.write(hub_file.read(offset, min(offset + _CHUNK, stop)))

@@ -17,8 +17,8 @@ from dattavani import (
     load_audio,
 )
 from dattavani.batched import batched_vad_options, concurrency
+from dattavani.testing import JFK_WORDS, check_invariants, word_error_rate, words
 from dattavani.vad import VadOptions
-from speech import JFK_WORDS, check_invariants, word_error_rate, words
 
 SR = 16000
 

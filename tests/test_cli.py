@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,13 @@ import srt
 import webvtt
 
 from dattavani import _core
-from dattavani.cli import UsageError, expand_inputs, format_duration
-from dattavani.cli_compare import normalized_words, word_errors
-from dattavani.cli_whisper import add_parser, format_timestamp, transcribe_options
-from speech import JFK_WORDS, words
+from dattavani.cli import UsageError
+from dattavani.cli._common import format_duration
+from dattavani.cli._files import expand_inputs
+from dattavani.cli.whisper import add_parser, openai_whisper_argv, options_from_arguments
+from dattavani.testing import JFK_WORDS, words
+from dattavani.word_errors import normalized_words, word_errors
+from dattavani.writers import format_timestamp
 
 DATTAVANI = Path(sys.executable).parent / "dattavani"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -132,8 +136,9 @@ def test_help_and_version_load_nothing_heavy(workdir: Path) -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=workdir
     )
     assert "LOADED []" in probed.stdout
-    version = run(workdir, "--version")
-    assert (version.returncode, version.stdout.strip()) == (EXIT_OK, "dattavani 0.1.0")
+    shown = run(workdir, "--version")
+    expected = f"dattavani {version('dattavani')}"
+    assert (shown.returncode, shown.stdout.strip()) == (EXIT_OK, expected)
 
 
 # --- transcribe ----------------------------------------------------------------------------------
@@ -144,15 +149,18 @@ def test_transcribe_writes_subtitles_real_parsers_read_back(
 ) -> None:
     # The config asks for txt only and one worker; the flags ask for more formats: flags win.
     # --vad: Silero VAD cuts out the silence; the words are all still there.
-    # The model comes by a config alias, the default model.
+    # The model comes by a config alias, the default model. Any transcription option is a
+    # [transcribe] key and reaches the transcription.
     (workdir / "dattavani.toml").write_text(
         '[transcribe]\noutput_format = "txt"\nworkers = 1\n'
+        "without_timestamps = true\n"
         '[native_models]\ndefault_model = "tiny"\n'
         f'[native_models.models]\ntiny = {{ model_id = "{tiny_en_ggml}" }}\n',
         encoding="utf-8",
     )
     done = run_on_terminal(
-        workdir, "transcribe", jfk_audio, "-f", "srt,vtt,json", "-o", "out", "-v", "--vad"
+        workdir,
+        *("transcribe", jfk_audio, "-f", "srt,vtt,json", "-o", "out", "-v", "--vad"),
     )
     assert done.returncode == EXIT_OK, done.stderr
     stem = jfk_audio.stem
@@ -165,6 +173,8 @@ def test_transcribe_writes_subtitles_real_parsers_read_back(
     assert subtitle_words(workdir / "out" / f"{stem}.vtt") == JFK_WORDS
     written = json.loads((workdir / "out" / f"{stem}.json").read_text(encoding="utf-8"))
     assert words(written["text"]) == JFK_WORDS
+    # without_timestamps, which has no flag, came from the file: one cue, not jfk's usual two.
+    assert len(list(srt.parse((workdir / "out" / f"{stem}.srt").read_text()))) == 1
     # The closing table: the file, its length, and the speed as x real time.
     table = done.stdout
     assert jfk_audio.name in table and "11.0 s" in table and "x real time" in table
@@ -174,6 +184,13 @@ def test_transcribe_writes_subtitles_real_parsers_read_back(
     assert "1/1" in done.stderr
     # -v: the device chosen and why, printed above the bars.
     assert "device auto: using the CPU" in done.stderr
+
+
+def test_the_device_variable_is_followed(workdir: Path, tiny_en_ggml: Path) -> None:
+    (workdir / "x.wav").write_bytes(b"")
+    done = run(workdir, "transcribe", "x.wav", "-m", tiny_en_ggml, DATTAVANI_DEVICE="tpu")
+    assert done.returncode == EXIT_USAGE
+    assert "unknown device 'tpu'" in done.stderr
 
 
 def test_bad_files_are_reported_the_rest_done_and_nothing_overwritten(
@@ -236,6 +253,8 @@ def test_bad_files_are_reported_the_rest_done_and_nothing_overwritten(
             "start < end",
         ),
         (["compare", "x.wav", "--reference", "openai-whisper"], None, "pip install openai-whisper"),
+        (["whisper", "x.wav", "--engine", "openai-whisper"], None, "pip install openai-whisper"),
+        (["whisper", "x.wav", "--engine", "pytorch"], None, "invalid choice: 'pytorch'"),
         ([], None, "usage: dattavani"),
     ],
 )
@@ -324,6 +343,32 @@ def test_whisper_drop_in_writes_what_openai_whisper_writes(
     assert "fp16" not in done.stderr
 
 
+@pytest.mark.skipif(_installed("openai-whisper"), reason="openai-whisper would run")
+def test_the_whisper_engine_variable_without_openai_whisper_installed(workdir: Path) -> None:
+    (workdir / "x.wav").write_bytes(b"")
+    done = run(workdir, "whisper", "x.wav", DATTAVANI_WHISPER_ENGINE="openai-whisper")
+    assert done.returncode == EXIT_USAGE
+    assert "openai-whisper, which is not installed: pip install openai-whisper" in done.stderr
+    assert "Traceback" not in done.stderr
+    done = run(workdir, "whisper", "x.wav", DATTAVANI_WHISPER_ENGINE="torch")
+    assert done.returncode == EXIT_USAGE
+    assert "DATTAVANI_WHISPER_ENGINE='torch': use one of native, openai-whisper" in done.stderr
+
+
+def test_openai_whisper_gets_the_same_arguments() -> None:
+    args = whisper_args(
+        "--model", "base", "-o", "out", "--output_format", "srt", "--language", "English",
+        "--beam_size", "None", "--word_timestamps", "True", "--temperature", "0.2",
+        "--device", "auto", "--engine", "openai-whisper",
+    )  # fmt: skip
+    assert openai_whisper_argv(args) == [
+        "a.wav",
+        *("--model", "base", "--output_dir", "out", "--output_format", "srt"),
+        *("--language", "English", "--temperature", "0.2", "--beam_size", "None"),
+        *("--word_timestamps", "True"),
+    ]  # --device auto is openai-whisper's own choice; --engine is not its argument
+
+
 def whisper_args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers(), argparse.ArgumentParser(add_help=False))
@@ -331,12 +376,12 @@ def whisper_args(*argv: str) -> argparse.Namespace:
 
 
 def test_whisper_arguments_map_to_transcribe_options() -> None:
-    defaults = transcribe_options(whisper_args())
+    defaults = options_from_arguments(whisper_args())
     assert defaults["temperature"] == (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     assert (defaults["beam_size"], defaults["best_of"]) == (5, 5)
     assert defaults["suppress_tokens"] == (-1,)
     assert "clip_timestamps" not in defaults
-    custom = transcribe_options(
+    custom = options_from_arguments(
         whisper_args(
             "--temperature_increment_on_fallback",
             "None",
@@ -357,10 +402,10 @@ def test_whisper_arguments_map_to_transcribe_options() -> None:
     assert defaults["hallucination_silence_threshold"] is None
     assert custom["beam_size"] is None
     assert custom["suppress_tokens"] == ()
-    ids = transcribe_options(whisper_args("--suppress_tokens=-1,50,7"))["suppress_tokens"]
+    ids = options_from_arguments(whisper_args("--suppress_tokens=-1,50,7"))["suppress_tokens"]
     assert ids == (-1, 50, 7)
     with pytest.raises(UsageError, match="token ids separated by commas"):
-        transcribe_options(whisper_args("--suppress_tokens=-1,music"))
+        options_from_arguments(whisper_args("--suppress_tokens=-1,music"))
     assert custom["clip_timestamps"] == "2.5,7,9,10"
     assert custom["condition_on_previous_text"] is False
     assert format_timestamp(8.0) == "00:08.000" and format_timestamp(3725.5) == "01:02:05.500"

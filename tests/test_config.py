@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import textwrap
 from pathlib import Path
 
@@ -76,9 +77,10 @@ def test_seed_example_loads_with_every_value_converted(tmp_path: Path, clean_env
     assert config.resolve_model_alias("base").model_id == "openai/whisper-base"
     assert config.resolve_model_alias("tiny.en") == ModelAlias("tiny.en")
     t = config.transcribe
-    assert (t.language, t.output_format, t.word_timestamps) == ("en", ("srt", "vtt"), True)
-    assert (t.threads, t.beam_size, t.temperature) == (4, 5, (0.0, 0.2, 0.4))
-    assert t.hallucination_silence_threshold == 2.0
+    assert (t.options["language"], t.output_format) == ("en", ("srt", "vtt"))
+    assert (t.options["beam_size"], t.options["temperature"]) == (5, (0.0, 0.2, 0.4))
+    assert t.options["word_timestamps"] is True and t.threads == 4
+    assert t.options["hallucination_silence_threshold"] == 2.0
     assert t.device == "auto" and t.overwrite is False  # untouched keys keep their defaults
     assert config.logging.level == "INFO"
     assert config.source == tmp_path / "dattavani.toml"
@@ -132,7 +134,7 @@ def test_environment_beats_the_file_and_the_file_beats_defaults(tmp_path: Path) 
     assert config.logging.level == "DEBUG"  # env
     assert config.native_models.cache_dir == Path("/from/file")  # file
     assert (config.transcribe.device, config.transcribe.threads) == ("cpu", 3)  # file
-    assert config.transcribe.beam_size is None  # default
+    assert "beam_size" not in config.transcribe.options  # TranscribeOptions' default
     assert config.env_overrides == ("DATTAVANI_MODEL", "DATTAVANI_LOG_LEVEL")
     env_cache = load_config(path, env={"DATTAVANI_CACHE_DIR": str(tmp_path / "c")})
     assert env_cache.native_models.cache_dir == tmp_path / "c"
@@ -175,7 +177,8 @@ def test_environment_beats_the_file_and_the_file_beats_defaults(tmp_path: Path) 
         ("[transcribe]\nthreads = 2.5", r"threads = 2.5 is invalid \(a float\)"),
         (
             "[transcribe]\nhallucination_silence_threshold = 0",
-            r"hallucination_silence_threshold = 0 is invalid \(an integer\); allowed: a number > 0",
+            r"hallucination_silence_threshold = 0 is invalid \(an integer\): "
+            r"hallucination_silence_threshold must be > 0",
         ),
         ("native_models = 3", r"\[native_models\] must be a table, got an integer"),
         (
@@ -195,9 +198,16 @@ def test_environment_beats_the_file_and_the_file_beats_defaults(tmp_path: Path) 
             "[native_models.models]\nbase = { precision = 'f16' }",
             r"native_models\.models\.base needs model_id",
         ),
-        ("[transcribe]\ntask = 'summarise'", r"task = 'summarise' .*one of transcribe, translate"),
+        (
+            "[transcribe]\ntask = 'summarise'",
+            r"task = 'summarise' is invalid \(a string\): task must be 'transcribe' or 'translate'",
+        ),
         ("[transcribe]\noutput_format = 'srt,docx'", r"unknown output format 'docx'"),
-        ("[transcribe]\ntemperature = [0.0, 3.0]", r"invalid temperature 3\.0"),
+        ("[transcribe]\ntemperature = [0.0, 3.0]", r"temperatures must be in \[0, 2\]"),
+        # any TranscribeOptions field, checked by TranscribeOptions
+        ("[transcribe]\nmax_initial_timestamp = -1", r"max_initial_timestamp must be >= 0"),
+        ("[transcribe]\nlanguage = 'klingon'", r"transcribe\.language .*unknown language"),
+        ("[transcribe]\ntemperature = '0,hot'", r"transcribe\.temperature: invalid temperature"),
         ("[logging]\nlevel = 'loud'", r"level = 'loud' .*one of DEBUG, INFO, WARNING"),
         # [server]
         (
@@ -324,3 +334,36 @@ def test_setup_logging_installs_one_handler_and_native_lines_reach_it() -> None:
                 logger.removeHandler(handler)
         logger.propagate = True
         logger.setLevel(logging.NOTSET)
+
+
+def test_the_file_is_read_once_until_it_changes(tmp_path: Path, clean_env: dict) -> None:
+    path = write(tmp_path, "[transcribe]\nbeam_size = 2\n")
+    first = load_config(path, env={})
+    assert load_config(path, env={}) is first  # read and checked once
+    path.write_text("[transcribe]\nbeam_size = 3\n", encoding="utf-8")
+    # Dated a second later: a file system's clock may not tell two quick writes apart.
+    os.utime(path, ns=(0, path.stat().st_mtime_ns + 10**9))
+    assert load_config(path, env={}).transcribe.options["beam_size"] == 3
+    # The environment is read on every call: an override set later is applied.
+    assert load_config(path, env={"DATTAVANI_DEVICE": "cpu"}).transcribe.device == "cpu"
+    assert load_config(path, env={}).transcribe.device == "auto"
+
+
+def test_any_transcription_option_is_a_transcribe_key(tmp_path: Path, clean_env: dict) -> None:
+    path = write(
+        tmp_path,
+        """
+        [transcribe]
+        max_initial_timestamp = 0.5
+        language = "English"
+        temperature = "0,0.5"
+        suppress_tokens = [-1, 50]
+        """,
+    )
+    options = load_config(path, env={}).transcribe.options
+    assert options == {
+        "max_initial_timestamp": 0.5,
+        "language": "en",
+        "temperature": (0.0, 0.5),
+        "suppress_tokens": (-1, 50),
+    }

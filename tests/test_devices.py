@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from dattavani import DeviceError, Transcriber, _core
+from dattavani.config import config_from_dict
 from dattavani.devices import device_name, device_of_load, select_device
-from speech import JFK_WORDS, words
+from dattavani.testing import JFK_WORDS, words
 
 HAS_GPU = any(d["type"] in ("gpu", "igpu") for d in _core.list_devices())
 
@@ -68,6 +69,10 @@ def test_transcriber_follows_the_configs_fallback_to_cpu(
     result = Transcriber(tiny_en_ggml, device="cuda", threads=2).transcribe(jfk_audio)
     assert result.device == "cpu"
     assert words(result.text) == JFK_WORDS
+    # A config passed in is the one followed, whatever the config in effect says.
+    config.write_text("[native_models]\nfallback_to_cpu = false\n", encoding="utf-8")
+    given = config_from_dict({"native_models": {"fallback_to_cpu": True}})
+    assert Transcriber(tiny_en_ggml, device="cuda", config=given).device.name == "cpu"
 
 
 @pytest.mark.skipif(not HAS_GPU, reason="needs a GPU build on a machine with a GPU")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dattavani import Transcriber
-from speech import JFK_WORDS, word_error_rate, words
+from dattavani.testing import JFK_WORDS, word_error_rate, words
 from test_audio import FORMATS, LAYOUTS, RATES, make_jfk_files
 
 

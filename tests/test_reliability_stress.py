@@ -26,7 +26,7 @@ import dattavani
 from dattavani import Cancelled, Transcriber, load_audio
 from dattavani.convert import quantize
 from dattavani.models import ModelCache
-from speech import words
+from dattavani.testing import JFK_WORDS, words
 
 REPO = Path(__file__).resolve().parents[1]
 ROUNDS = int(os.environ.get("DATTAVANI_STRESS_ROUNDS", "2"))
@@ -251,17 +251,20 @@ def test_a_call_inherits_nothing_from_the_previous_call_on_its_state(
 ) -> None:
     # One state, used by three calls in turn. whisper.cpp kept each call's text in the state as
     # the next call's prompt: after a prompted call jfk came out as "... for you. Ask what ...".
+    # (test_core.py's copy of this check, on a pool of states, is merged here.)
     samples = load_audio(jfk_audio)
+    prompt = "HELLO, WORLD! THIS MEETING IS TRANSCRIBED IN CAPITAL LETTERS ONLY."
     with Transcriber(
         tiny_en_ggml, device="cpu", threads=1, workers=1, model_cache=ModelCache(1)
     ) as transcriber:
-        plain = transcriber.transcribe(samples, temperature=0.0).text
-        transcriber.transcribe(
-            samples,
-            temperature=0.0,
-            initial_prompt="HELLO, WORLD! THIS MEETING IS TRANSCRIBED IN CAPITAL LETTERS ONLY.",
-        )
-        assert transcriber.transcribe(samples, temperature=0.0).text == plain
+        first = transcriber.transcribe(samples, temperature=0.0)
+        prompted = transcriber.transcribe(samples, temperature=0.0, initial_prompt=prompt)
+        again = transcriber.transcribe(samples, temperature=0.0)
+    assert again.text == first.text and words(again.text) == JFK_WORDS
+    # Not prompted with the earlier call's text: the same log probabilities, not just the words.
+    assert [s.avg_logprob for s in again.segments] == [s.avg_logprob for s in first.segments]
+    assert prompted.options["initial_prompt"] == prompt
+    assert again.options["initial_prompt"] is None
 
 
 def test_loading_and_transcribing_repeatedly_does_not_grow_memory(tiny_en_ggml: Path) -> None:

@@ -17,6 +17,7 @@ import webvtt
 
 from dattavani import DattavaniError, OptionsError, Transcriber, TranscriptionResult
 from dattavani.errors import OutputExistsError
+from dattavani.testing import JFK_WORDS, words
 from dattavani.writers import (
     WRITERS,
     expand_formats,
@@ -25,7 +26,6 @@ from dattavani.writers import (
     whisper_json,
     write_result,
 )
-from speech import JFK_WORDS, words
 
 # openai-whisper's transcribe() result: these keys and no others.
 WHISPER_RESULT_KEYS = {"text", "segments", "language"}

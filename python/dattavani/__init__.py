@@ -43,16 +43,15 @@ if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
 if TYPE_CHECKING:
     from ._core import CancelToken
     from .audio import load_audio
-    from .batched import BatchedInferencePipeline
     from .mel import log_mel_spectrogram
     from .options import TranscribeOptions
     from .results import Segment, TranscriptionResult, Word
-    from .transcriber import Transcriber
+    from .transcriber import BatchedInferencePipeline, Transcriber
 
 # name -> module that defines it, imported on first access (PEP 562).
 _LAZY = {
     "Transcriber": "transcriber",
-    "BatchedInferencePipeline": "batched",
+    "BatchedInferencePipeline": "transcriber",
     "TranscribeOptions": "options",
     "TranscriptionResult": "results",
     "Segment": "results",

@@ -143,7 +143,7 @@ class VadModel:
         self,
         audio: npt.NDArray[np.float32],
         threshold: float = 0.5,
-        min_speech_duration_ms: int = 250,
+        min_speech_duration_ms: int = 0,
         min_silence_duration_ms: int = 2000,
         max_speech_duration_s: float = 1e9,
         speech_pad_ms: int = 400,

@@ -40,6 +40,9 @@ AudioArray: TypeAlias = npt.NDArray[np.float32]
 FileSource: TypeAlias = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO
 AudioSource: TypeAlias = FileSource | npt.NDArray[Any]
 
+#: The sample rate whisper models take; every input is resampled to it (the one definition).
+SAMPLE_RATE = 16000
+
 #: Sample rates a real recording can have (telephony to the fastest studio converters); a header
 #: outside this range is damaged.
 MIN_SAMPLE_RATE = 1_000

@@ -15,6 +15,8 @@ node; one thread per chunk removes those waits (``bench/batched.py``, ``docs/per
 
 >>> from dattavani import Transcriber
 >>> Transcriber("base").transcribe("podcast.mp3", batch_size=8).text   # doctest: +SKIP
+
+:class:`~dattavani.BatchedInferencePipeline` takes faster-whisper's call for code moving over.
 """
 
 from __future__ import annotations
@@ -26,15 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .audio import SAMPLE_RATE
 from .errors import Cancelled, OptionsError
 from .pieces import CHUNK_SECONDS, Piece, chunk_pieces
 from .vad import VadOptions
-from .windows import SAMPLE_RATE
 
 if TYPE_CHECKING:
     from . import _core
-    from .results import Segment, TranscriptionResult
-    from .transcriber import AudioInput, Transcriber, _Run
+    from .transcriber import _Run
 
 #: faster-whisper's default batch size.
 DEFAULT_BATCH_SIZE = 8
@@ -63,13 +64,6 @@ def batched_vad_options(vad_parameters: VadOptions | Mapping[str, Any] | None) -
         return VadOptions(**given)
     except TypeError as error:
         raise OptionsError(f"vad_parameters: {error}") from error
-
-
-def check_batch_size(batch_size: object) -> int:
-    """``batch_size`` as given, or OptionsError."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise OptionsError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    return batch_size
 
 
 def concurrency(batch_size: int, workers: int, threads: int, use_gpu: bool) -> tuple[int, int]:
@@ -136,37 +130,3 @@ def _take_in(
     run.absorb(piece, native, reported=False)
     if run.progress is not None:
         run.progress.reached(piece.end)
-
-
-class BatchedInferencePipeline:
-    """faster-whisper's ``BatchedInferencePipeline`` for code moving over: the same
-    constructor and ``transcribe`` keywords, over a :class:`~dattavani.Transcriber`.
-
-    ``transcribe`` returns ``(segments, info)`` as faster-whisper's does: an iterator of
-    :class:`~dattavani.Segment` and the whole :class:`~dattavani.TranscriptionResult`
-    (``info.language``, ``info.duration``...). Segments are decoded before it returns.
-
-    >>> from dattavani import BatchedInferencePipeline, Transcriber
-    >>> pipeline = BatchedInferencePipeline(Transcriber("base"))          # doctest: +SKIP
-    >>> segments, info = pipeline.transcribe("talk.mp3", batch_size=8)    # doctest: +SKIP
-    """
-
-    def __init__(self, model: Transcriber | str) -> None:
-        from .transcriber import Transcriber
-
-        self.model = model if isinstance(model, Transcriber) else Transcriber(model)
-
-    def transcribe(
-        self,
-        audio: AudioInput,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        *,
-        vad_filter: bool = True,
-        **options: Any,
-    ) -> tuple[Iterator[Segment], TranscriptionResult]:
-        """Transcribe ``audio`` in batches of ``batch_size`` chunks; see
-        :meth:`dattavani.Transcriber.transcribe` for the keywords."""
-        result = self.model.transcribe(
-            audio, batch_size=batch_size, vad_filter=vad_filter, **options
-        )
-        return iter(result.segments), result

@@ -17,6 +17,7 @@ A few environment variables override the file (precedence: flags > env > file > 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -31,16 +32,6 @@ from .errors import ConfigError
 
 CONFIG_FILENAME = "dattavani.toml"
 
-#: Precisions a model alias may ask for; ``fp16``/``fp32``/``int8`` are the names CTranslate2 and
-#: transformers users write, accepted as spellings of ours.
-PRECISIONS = ("f32", "f16", "q8_0", "q5_0", "q5_1", "q4_0")
-_PRECISION_SPELLINGS = {
-    "fp32": "f32",
-    "fp16": "f16",
-    "float32": "f32",
-    "float16": "f16",
-    "int8": "q8_0",
-}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -75,22 +66,19 @@ class NativeModelsConfig:
 
 @dataclass(frozen=True)
 class TranscribeConfig:
-    """``[transcribe]``: defaults of ``dattavani transcribe`` (each has a flag of the same name)."""
+    """``[transcribe]``: defaults of ``dattavani transcribe``. Its own settings are fields here;
+    any :class:`~dattavani.options.TranscribeOptions` field may be set too, and is kept, checked by
+    TranscribeOptions itself, in ``options`` (``{"beam_size": 5}``: only the keys the file sets).
+    """
 
-    language: str | None = None
-    task: str = "transcribe"
     output_format: tuple[str, ...] = ("all",)
     output_dir: Path | None = None
-    word_timestamps: bool = False
-    hallucination_silence_threshold: float | None = None
     vad: bool = False
     device: str = "auto"
     threads: int | None = None
     workers: int = 1
-    beam_size: int | None = None
-    temperature: tuple[float, ...] | None = None
-    initial_prompt: str | None = None
     overwrite: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -160,12 +148,6 @@ def _string(value: Any) -> str:
     return value
 
 
-def _optional_string(value: Any) -> str | None:
-    if value == "":
-        return None
-    return _string(value)
-
-
 def _boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise _Invalid("true or false")
@@ -179,12 +161,6 @@ def _integer(minimum: int) -> Callable[[Any], int]:
         return value
 
     return check
-
-
-def _positive_number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-        raise _Invalid("a number > 0")
-    return float(value)
 
 
 def _non_negative_number(value: Any) -> float:
@@ -286,7 +262,8 @@ def _formats(value: Any) -> tuple[str, ...]:
 
 
 def parse_temperatures(value: str | float | list[float] | tuple[float, ...]) -> tuple[float, ...]:
-    """A temperature schedule from ``0.2``, ``"0,0.2,0.4"`` or a list, each in [0, 2].
+    """A temperature schedule from ``0.2``, ``"0,0.2,0.4"`` or a list (the range is
+    :class:`~dattavani.options.TranscribeOptions`' to check).
 
     >>> parse_temperatures("0, 0.5"), parse_temperatures(0)
     ((0.0, 0.5), (0.0,))
@@ -303,25 +280,15 @@ def parse_temperatures(value: str | float | list[float] | tuple[float, ...]) -> 
         try:
             if isinstance(item, bool):
                 raise ValueError
-            temperature = float(item)
+            temperatures.append(float(item))
         except (TypeError, ValueError):
-            temperature = -1.0
-        if not 0.0 <= temperature <= 2.0:
             raise ConfigError(
                 f"invalid temperature {item!r}: a number in [0, 2] or a comma-separated "
                 "increasing list such as 0,0.2,0.4"
-            )
-        temperatures.append(temperature)
+            ) from None
     if not temperatures:
         raise ConfigError("no temperature given")
     return tuple(temperatures)
-
-
-def _temperatures(value: Any) -> tuple[float, ...]:
-    try:
-        return parse_temperatures(value)
-    except ConfigError as error:
-        raise _Invalid(str(error)) from None
 
 
 def _precision(value: Any) -> str:
@@ -354,20 +321,14 @@ _NATIVE_MODELS_CHECKS: _Checks = {
     "gpu_memory_limit": _size,
     "fallback_to_cpu": _boolean,
 }
+#: ``[transcribe]``'s keys of its own; any TranscribeOptions field is a key there too.
 _TRANSCRIBE_CHECKS: _Checks = {
-    "language": _optional_string,
-    "task": _choice("transcribe", "translate"),
     "output_format": _formats,
     "output_dir": _path,
-    "word_timestamps": _boolean,
-    "hallucination_silence_threshold": _positive_number,
     "vad": _boolean,
     "device": _string,
     "threads": _integer(1),
     "workers": _integer(1),
-    "beam_size": _integer(1),
-    "temperature": _temperatures,
-    "initial_prompt": _optional_string,
     "overwrite": _boolean,
 }
 _LOGGING_CHECKS: _Checks = {"level": _log_level}
@@ -427,6 +388,41 @@ def _check_table(
     return checked
 
 
+def _check_transcribe(table: Any, source: str) -> dict[str, Any]:
+    """``[transcribe]``: the command's settings by their checks, every other key as a
+    TranscribeOptions field, checked by TranscribeOptions (the same code as a call's options)."""
+    from .errors import OptionsError
+    from .options import TranscribeOptions
+
+    option_names = TranscribeOptions.field_names()
+    checks = dict(_TRANSCRIBE_CHECKS, **dict.fromkeys(option_names, _any))
+    checked = _check_table(table, checks, "transcribe", source)
+    given = {key: checked.pop(key) for key in option_names if key in checked}
+    if "temperature" in given and isinstance(given["temperature"], str):
+        try:  # "0,0.2,0.4", as the flag takes it
+            given["temperature"] = parse_temperatures(given["temperature"])
+        except ConfigError as error:
+            raise ConfigError(f"{source}: transcribe.temperature: {error}") from None
+    for key, value in given.items():
+        try:
+            TranscribeOptions.from_kwargs(**{key: value})
+        except OptionsError as error:
+            raise ConfigError(
+                f"{source}: transcribe.{key} = {value!r} is invalid ({_toml_type(value)}): {error}"
+            ) from None
+    try:
+        options = TranscribeOptions.from_kwargs(**given)
+    except OptionsError as error:
+        raise ConfigError(f"{source}: [transcribe]: {error}") from None
+    # As TranscribeOptions holds them: "English" is "en", a list is a tuple.
+    checked["options"] = {key: getattr(options, key) for key in given}
+    return checked
+
+
+def _any(value: Any) -> Any:
+    return value
+
+
 def _toml_type(value: Any) -> str:
     names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string"}
     names.update({list: "an array", dict: "a table"})
@@ -466,7 +462,7 @@ def config_from_dict(data: Mapping[str, Any], source: str = "<config>") -> Confi
         )
         for name, spec in aliases_table.items()
     }
-    transcribe = _check_table(data.get("transcribe", {}), _TRANSCRIBE_CHECKS, "transcribe", source)
+    transcribe = _check_transcribe(data.get("transcribe", {}), source)
     logging_values = _check_table(data.get("logging", {}), _LOGGING_CHECKS, "logging", source)
     server = _check_table(data.get("server", {}), _SERVER_CHECKS, "server", source)
     return Config(
@@ -532,13 +528,40 @@ def load_config(
 ) -> Config:
     """Find, read and check the config file, then apply the environment overrides.
 
+    This is the library's only implicit read of the configuration: everything that takes a
+    ``config=`` (:class:`~dattavani.Transcriber`, :class:`~dattavani.models.ModelCache`) calls it
+    when given none. The file is found on every call (the lookup order can change with the
+    working folder and the environment) but read and checked once for as long as it is
+    unchanged, so a call costs a few ``stat()`` calls.
+
     >>> load_config("dattavani.toml").transcribe.output_format   # doctest: +SKIP
     ('srt', 'vtt')
     """
     env = os.environ if env is None else env
     source = find_config_file(path, env)
+    overrides = tuple((name, env.get(name, "")) for name in ENV_OVERRIDES)
+    return _load_config(source, _file_stamp(source), overrides)
+
+
+def _file_stamp(source: Path | None) -> tuple[str, int, int] | None:
+    """What tells a rewritten config file from the one read before."""
+    if source is None:
+        return None
+    try:
+        stat = source.stat()
+    except OSError as error:
+        raise ConfigError(f"{source}: cannot read the config file: {error.strerror}") from None
+    return (str(source.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _load_config(
+    source: Path | None,
+    stamp: tuple[str, int, int] | None,
+    overrides: tuple[tuple[str, str], ...],
+) -> Config:
     config = Config() if source is None else config_from_dict(_read_toml(source), str(source))
-    return _apply_env(config, env)
+    return _apply_env(config, dict(overrides))
 
 
 def _apply_env(config: Config, env: Mapping[str, str]) -> Config:

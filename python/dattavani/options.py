@@ -79,9 +79,18 @@ class TranscribeOptions:
     offset: float = 0.0
     duration: float = 0.0
     audio_ctx: int = 0
+    # faster-whisper's: skip non-speech with Silero VAD (transcribe()'s vad_parameters tune it).
+    vad_filter: bool = False
+    # faster-whisper's: [start, end, start, end, ...] seconds to transcribe, an odd last start
+    # running to the end; "0,10,20,30" is taken too. None (or "0", or []) is the whole input.
+    clip_timestamps: tuple[float, ...] | None = None
+    # faster-whisper's BatchedInferencePipeline: speech packed into 30 s chunks, each decoded on
+    # its own, up to this many at once (dattavani.batched). None: sequential.
+    batch_size: int | None = None
 
     def __post_init__(self) -> None:
         self._check_types()
+        self._normalize_languages()
         if self.task not in ("transcribe", "translate"):
             raise OptionsError(f"task must be 'transcribe' or 'translate', got {self.task!r}")
         if self.beam_size is not None and not 1 <= self.beam_size <= 8:
@@ -120,8 +129,11 @@ class TranscribeOptions:
             raise OptionsError(f"patience must be > 0, got {self.patience}")
         if self.max_initial_timestamp < 0:
             raise OptionsError("max_initial_timestamp must be >= 0")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise OptionsError(f"batch_size must be >= 1, got {self.batch_size}")
         if not (0 <= self.offset <= 1e7 and 0 <= self.duration <= 1e7):
             raise OptionsError("offset and duration must be in [0, 10^7] seconds")
+        object.__setattr__(self, "clip_timestamps", _clip_times(self.clip_timestamps))
 
     def _check_types(self) -> None:
         """Wrong types and non-finite numbers become OptionsError, not a TypeError from the
@@ -145,12 +157,51 @@ class TranscribeOptions:
             if kind is bool and not isinstance(value, bool):
                 raise OptionsError(f"{f.name} must be True or False, got {value!r}")
 
+    def _normalize_languages(self) -> None:
+        """Language names become codes (``"English"`` is ``"en"``), here, so every caller of the
+        library takes what the command line takes; ``""`` and ``"auto"`` mean "detect"."""
+        from .languages import language_code
+
+        # frozen: __post_init__ is where a dataclass may still set its own fields.
+        object.__setattr__(self, "language", language_code(self.language))
+        if self.allowed_languages is not None:
+            codes = []
+            for language in self.allowed_languages:
+                code = language_code(language) if isinstance(language, str) else None
+                if code is None:
+                    raise OptionsError(
+                        f"allowed_languages must be language codes or names, got {language!r}"
+                    )
+                codes.append(code)
+            object.__setattr__(self, "allowed_languages", tuple(codes))
+
     @property
     def temperatures(self) -> tuple[float, ...]:
         """The fallback schedule as a tuple, whether one value or several were given."""
         if isinstance(self.temperature, (int, float)):
             return (float(self.temperature),)
         return tuple(float(t) for t in self.temperature)
+
+    @property
+    def clips(self) -> list[tuple[float, float | None]] | None:
+        """``clip_timestamps`` as ``(start, end)`` spans (``end`` None: to the end of the input);
+        None for the whole input."""
+        times = self.clip_timestamps
+        if times is None:
+            return None
+        return [
+            (times[i], times[i + 1] if i + 1 < len(times) else None)
+            for i in range(0, len(times), 2)
+        ]
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """Every option's name, in declaration order.
+
+        >>> TranscribeOptions.field_names()[:3]
+        ('language', 'task', 'beam_size')
+        """
+        return tuple(f.name for f in fields(cls))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -172,14 +223,14 @@ class TranscribeOptions:
             raise OptionsError(
                 "; ".join(f"{name} is not supported: {_UNSUPPORTED[name]}" for name in unsupported)
             )
-        known = {f.name for f in fields(cls)}
+        known = set(cls.field_names())
         unknown = sorted(set(kwargs) - known)
         if unknown:
             raise OptionsError(
                 f"unknown transcription option(s): {', '.join(unknown)}; "
                 f"known: {', '.join(sorted(known))}"
             )
-        for name in ("temperature", "allowed_languages", "suppress_tokens"):
+        for name in ("temperature", "allowed_languages", "suppress_tokens", "clip_timestamps"):
             if isinstance(kwargs.get(name), Sequence) and not isinstance(kwargs[name], str):
                 kwargs[name] = tuple(kwargs[name])
         return cls(**kwargs)
@@ -254,41 +305,52 @@ _UNSUPPORTED = {
 }
 
 
+def _clip_times(value: object) -> tuple[float, ...] | None:
+    """faster-whisper's ``clip_timestamps`` as checked times: start < end, spans in order."""
+    if value is None or value == "0" or (isinstance(value, (list, tuple)) and not value):
+        return None
+    try:
+        if isinstance(value, str):
+            times = tuple(float(v) for v in value.split(","))
+        elif isinstance(value, (list, tuple)):
+            times = tuple(float(v) for v in value)
+        else:
+            raise ValueError(f"expected a list of seconds or a string, got {type(value).__name__}")
+    except (TypeError, ValueError) as error:
+        raise OptionsError(f"clip_timestamps {value!r}: {error}") from error
+    previous_end = 0.0
+    for i in range(0, len(times), 2):
+        start, end = times[i], times[i + 1] if i + 1 < len(times) else math.inf
+        if not (start >= 0 and end > start):
+            raise OptionsError(f"clip_timestamps {value!r}: spans must be start < end")
+        if i and start < previous_end:
+            raise OptionsError(f"clip_timestamps {value!r}: spans must be in order")
+        previous_end = end
+    return times
+
+
 def _is_token_id(value: object) -> bool:
     """A token id, or -1 for the non-speech tokens (a bool is not one)."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= -1
 
 
+def _scalar_kinds() -> dict[str, type]:
+    """The type each scalar option must have, read from the dataclass's annotations (``int |
+    None`` is ``int``); options of other shapes (the task's Literal, tuples) are checked by
+    name in ``__post_init__``."""
+    import types
+    import typing
+
+    kinds: dict[str, type] = {}
+    hints = typing.get_type_hints(TranscribeOptions)
+    for f in fields(TranscribeOptions):
+        hint = hints[f.name]
+        members = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        members = tuple(m for m in members if m is not type(None))
+        if len(members) == 1 and members[0] in (bool, int, float, str):
+            kinds[f.name] = members[0]
+    return kinds
+
+
 #: The type each scalar option must have (checked before anything reaches the native layer).
-_KINDS: dict[str, type] = {
-    "language": str,
-    "beam_size": int,
-    "best_of": int,
-    "patience": float,
-    "length_penalty": float,
-    "compression_ratio_threshold": float,
-    "entropy_threshold": float,
-    "logprob_threshold": float,
-    "no_speech_threshold": float,
-    "condition_on_previous_text": bool,
-    "initial_prompt": str,
-    "hotwords": str,
-    "carry_initial_prompt": bool,
-    "suppress_blank": bool,
-    "suppress_non_speech_tokens": bool,
-    "suppress_regex": str,
-    "repetition_penalty": float,
-    "no_repeat_ngram_size": int,
-    "word_timestamps": bool,
-    "prepend_punctuations": str,
-    "append_punctuations": str,
-    "hallucination_silence_threshold": float,
-    "without_timestamps": bool,
-    "max_initial_timestamp": float,
-    "max_segment_length": int,
-    "split_on_word": bool,
-    "max_tokens_per_segment": int,
-    "offset": float,
-    "duration": float,
-    "audio_ctx": int,
-}
+_KINDS: dict[str, type] = _scalar_kinds()

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from .audio import SAMPLE_RATE
 from .vad import SpeechMap, VadOptions, speech_spans
-from .windows import SAMPLE_RATE, cut_windows
+from .windows import cut_windows
 
 Samples = npt.NDArray[np.float32]
 

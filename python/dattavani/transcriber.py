@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .devices import DeviceChoice, configured_fallback_to_cpu, select_device
+from .audio import SAMPLE_RATE
+from .batched import DEFAULT_BATCH_SIZE, batched_vad_options, run_batched
+from .devices import DeviceChoice, select_device
 from .errors import OptionsError
 from .options import TranscribeOptions
 from .pieces import Piece
@@ -30,12 +32,12 @@ from .windows import cut_windows
 
 if TYPE_CHECKING:
     from . import _core
+    from .config import Config
     from .models import ModelCache, ModelLease
 
 logger = logging.getLogger(__name__)
 
 AudioInput = str | os.PathLike[str] | bytes | np.ndarray | Any
-SAMPLE_RATE = 16000
 #: The precision a model named without one (``"base"``, a hub repo) is made at for the CPU: q8_0
 #: gave f16's words greedily in 5-9% less time, with half the weights' memory (with beam search a
 #: word differs either way; bench/results/cpu-2t-f16-q8_0.md, docs/models.md). GPUs get f16.
@@ -72,9 +74,12 @@ class Transcriber:
     >>> result.text                                                   # doctest: +SKIP
     ' And so my fellow Americans ask not what your country can do for you ...'
 
-    ``model`` is a name (``"base.en"``, ``"small-q5_0"``), a hub repo, a local GGML file or a
-    checkpoint folder (see ``docs/models.md``). A name without a precision runs at q8_0 on the
-    CPU and f16 on a GPU; a GGML file runs at its own. ``workers`` bounds how many
+    ``model`` is a name (``"base.en"``, ``"small-q5_0"``), a hub repo, a local GGML file, a
+    checkpoint folder (see ``docs/models.md``) or an alias of ``[native_models.models]`` in the
+    config; None is the config's ``default_model``. A name without a precision runs at q8_0 on
+    the CPU and f16 on a GPU; a GGML file runs at its own. ``config`` (default: the config in
+    effect, :func:`~dattavani.config.load_config`) also gives the cache folder,
+    ``fallback_to_cpu`` and ``gpu_memory_limit``. ``workers`` bounds how many
     transcriptions run at once on the loaded model (each needs its own decoder state).
     ``window_seconds`` bounds how much audio is decoded and held at once: longer input is cut
     into windows at silences. Its default, 360 s, keeps peak memory flat with the input's length
@@ -88,7 +93,7 @@ class Transcriber:
 
     def __init__(
         self,
-        model: str | os.PathLike[str],
+        model: str | os.PathLike[str] | None = None,
         device: str = "auto",
         threads: int | None = None,
         *,
@@ -98,8 +103,10 @@ class Transcriber:
         cache_dir: str | os.PathLike[str] | None = None,
         offline: bool | None = None,
         model_cache: ModelCache | None = None,
+        config: Config | None = None,
     ) -> None:
-        from .models import default_model_cache, resolve_model
+        from .config import load_config
+        from .models import LoadParameters, default_cache_dir, default_model_cache, resolve_model
 
         if threads is not None and threads < 1:
             raise OptionsError(f"threads must be >= 1, got {threads}")
@@ -107,24 +114,29 @@ class Transcriber:
             raise OptionsError(f"workers must be >= 1, got {workers}")
         if window_seconds < 30:
             raise OptionsError(f"window_seconds must be >= 30, got {window_seconds}")
-        self.device: DeviceChoice = select_device(device)
+        self.config = load_config() if config is None else config
+        self.device: DeviceChoice = select_device(
+            device, fallback_to_cpu=self.config.native_models.fallback_to_cpu
+        )
         self.threads = default_threads() if threads is None else int(threads)
         self.workers = workers
         self.window_seconds = float(window_seconds)
+        spec, precision = self._model_spec(model)
         self.resolved = resolve_model(
-            model,
-            cache_dir=cache_dir,
+            spec,
+            cache_dir=default_cache_dir(self.config) if cache_dir is None else cache_dir,
             offline=offline,
+            precision=precision,
             default_precision=None if self.device.use_gpu else CPU_PRECISION,
         )
         self.model_name = str(self.resolved.model_id or Path(self.resolved.path).name)
         self._cache = model_cache if model_cache is not None else default_model_cache()
-        self._load_kwargs: dict[str, Any] = {
-            "use_gpu": self.device.use_gpu,
-            "gpu_device": self.device.gpu_device,
-            "flash_attn": True if flash_attn is None else flash_attn,
-            "max_states": workers,
-        }
+        self._load = LoadParameters(
+            use_gpu=self.device.use_gpu,
+            gpu_device=self.device.gpu_device,
+            flash_attn=True if flash_attn is None else flash_attn,
+            max_states=workers,
+        )
         self._leases: dict[bool, ModelLease] = {}
         self._lock = threading.Lock()
         started = time.perf_counter()
@@ -140,6 +152,21 @@ class Transcriber:
             time.perf_counter() - started,
         )
 
+    def _model_spec(
+        self, model: str | os.PathLike[str] | None
+    ) -> tuple[str | os.PathLike[str], str | None]:
+        """What to resolve for ``model``, and at which precision (None: the spec's own): a
+        config alias stands for its model id, revision and precision."""
+        if model is None:
+            model = self.config.native_models.default_model
+        if not isinstance(model, str):
+            return model, None
+        alias = self.config.resolve_model_alias(model)
+        spec = f"{alias.model_id}@{alias.revision}" if alias.revision else alias.model_id
+        if model != spec or alias.precision:
+            logger.info("model %s is an alias of %s (precision %s)", model, spec, alias.precision)
+        return spec, alias.precision
+
     def _load_or_fall_back(self) -> _core.Model:
         """The model, loaded through the cache, which checks that it fits its device (freeing
         idle models to make room); one that does not fit on a GPU runs on the CPU, with a
@@ -149,7 +176,7 @@ class Transcriber:
         try:
             return self._native(dtw=False)
         except GPUMemoryError:
-            if not self.device.use_gpu or not configured_fallback_to_cpu():
+            if not self.device.use_gpu or not self.config.native_models.fallback_to_cpu:
                 raise
             logger.warning(
                 "%s does not fit on %s; running on the CPU (fallback_to_cpu)",
@@ -158,7 +185,7 @@ class Transcriber:
                 exc_info=True,
             )
         self.device = select_device("cpu")
-        self._load_kwargs.update(use_gpu=False, gpu_device=0)
+        self._load = replace(self._load, use_gpu=False, gpu_device=0)
         return self._native(dtw=False)
 
     def _native(self, *, dtw: bool) -> _core.Model:
@@ -170,12 +197,14 @@ class Transcriber:
         with self._lock:
             lease = self._leases.get(dtw)
             if lease is None:
-                kwargs = dict(self._load_kwargs, dtw=dtw)
-                if dtw and kwargs["flash_attn"]:
+                load = replace(self._load, dtw=dtw)
+                if dtw and self._load.flash_attn:
                     logger.info(
                         "word timestamps: loading %s with DTW, flash attention off", self.model_name
                     )
-                lease = self._leases[dtw] = self._cache.acquire(self.resolved.path, **kwargs)
+                lease = self._leases[dtw] = self._cache.acquire(
+                    self.resolved.path, load, config=self.config
+                )
             return lease.model
 
     @property
@@ -236,14 +265,17 @@ class Transcriber:
         default without timestamp tokens (a segment per chunk), up to N at once
         (:mod:`dattavani.batched`).
         """
-        from .batched import batched_vad_options, check_batch_size, run_batched
-
-        batched = batch_size is not None
-        if batched:
-            batch_size = check_batch_size(batch_size)
+        if batch_size is not None:
+            # faster-whisper's batched defaults: VAD on, no timestamp tokens.
             options.setdefault("without_timestamps", True)
-        opts = TranscribeOptions.from_kwargs(**options)
-        if batched:
+            vad_filter = True if vad_filter is None else vad_filter
+        opts = TranscribeOptions.from_kwargs(
+            vad_filter=bool(vad_filter),
+            clip_timestamps=clip_timestamps,
+            batch_size=batch_size,
+            **options,
+        )
+        if opts.batch_size is not None:
             # Each chunk stands alone: no earlier text, the prompt on every chunk, no fallback.
             opts = replace(
                 opts,
@@ -251,18 +283,16 @@ class Transcriber:
                 carry_initial_prompt=True,
                 temperature=opts.temperatures[0],
             )
-        use_vad = batched if vad_filter is None else vad_filter
-        vad = (
-            (batched_vad_options if batched else _vad_options)(vad_parameters) if use_vad else None
-        )
-        clips = _parse_clips(clip_timestamps)
+        vad_options = batched_vad_options if opts.batch_size is not None else _vad_options
+        vad = vad_options(vad_parameters) if opts.vad_filter else None
+        clips = opts.clips
         run = _Run(self, opts, vad, on_segment, cancel, threads or self.threads)
         started = time.perf_counter()
         if on_progress is not None:
             run.progress = _Progress(on_progress, self._expected_duration(audio))
         windows = self._windows(audio, clips)
-        if batch_size is not None:
-            covered = run_batched(run, windows, vad, batch_size, self.device.use_gpu)
+        if opts.batch_size is not None:
+            covered = run_batched(run, windows, vad, opts.batch_size, self.device.use_gpu)
         else:
             covered = 0.0
             for offset, samples in windows:
@@ -271,7 +301,7 @@ class Transcriber:
         if run.progress is not None:
             run.progress.finish()
         duration = covered if clips is None else self._expected_duration(audio)
-        return run.result(duration, time.perf_counter() - started, batch_size)
+        return run.result(duration, time.perf_counter() - started)
 
     def detect_language(self, audio: AudioInput) -> list[tuple[str, float]]:
         """Probabilities of every language for the first 30 s, most likely first."""
@@ -343,6 +373,38 @@ class Transcriber:
         from .audio import audio_duration
 
         return audio_duration(audio)
+
+
+class BatchedInferencePipeline:
+    """faster-whisper's ``BatchedInferencePipeline`` for code moving over: the same
+    constructor and ``transcribe`` keywords, over a :class:`~dattavani.Transcriber`.
+
+    ``transcribe`` returns ``(segments, info)`` as faster-whisper's does: an iterator of
+    :class:`~dattavani.Segment` and the whole :class:`~dattavani.TranscriptionResult`
+    (``info.language``, ``info.duration``...). Segments are decoded before it returns.
+
+    >>> from dattavani import BatchedInferencePipeline, Transcriber
+    >>> pipeline = BatchedInferencePipeline(Transcriber("base"))          # doctest: +SKIP
+    >>> segments, info = pipeline.transcribe("talk.mp3", batch_size=8)    # doctest: +SKIP
+    """
+
+    def __init__(self, model: Transcriber | str) -> None:
+        self.model = model if isinstance(model, Transcriber) else Transcriber(model)
+
+    def transcribe(
+        self,
+        audio: AudioInput,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        *,
+        vad_filter: bool = True,
+        **options: Any,
+    ) -> tuple[Iterator[Segment], TranscriptionResult]:
+        """Transcribe ``audio`` in batches of ``batch_size`` chunks; see
+        :meth:`dattavani.Transcriber.transcribe` for the keywords."""
+        result = self.model.transcribe(
+            audio, batch_size=batch_size, vad_filter=vad_filter, **options
+        )
+        return iter(result.segments), result
 
 
 class _Progress:
@@ -498,9 +560,7 @@ class _Run:
         build = SegmentBuilder(len(self.segments), self.opts, to_time, self.last_speech_end)
         return lambda native: callback(build(native))
 
-    def result(
-        self, duration: float, processing_time: float, batch_size: int | None
-    ) -> TranscriptionResult:
+    def result(self, duration: float, processing_time: float) -> TranscriptionResult:
         segments = tuple(flag_repetitions(self.segments))
         language = self.language or ("en" if not self.model.is_multilingual else "")
         return TranscriptionResult(
@@ -513,7 +573,7 @@ class _Run:
             model=self.transcriber.model_name,
             device=self.transcriber.device.name,
             all_language_probs=self.language_probs or ((language, 1.0),),
-            options={**self.opts.to_dict(), "batch_size": batch_size},
+            options=self.opts.to_dict(),
         )
 
 
@@ -526,29 +586,3 @@ def _vad_options(vad_parameters: VadOptions | Mapping[str, Any] | None) -> VadOp
         return VadOptions(**dict(vad_parameters))
     except TypeError as error:
         raise OptionsError(f"vad_parameters: {error}") from error
-
-
-def _parse_clips(
-    clip_timestamps: Sequence[float] | str | None,
-) -> list[tuple[float, float | None]] | None:
-    """faster-whisper's ``clip_timestamps``: start,end pairs; an odd last start runs to the end."""
-    if clip_timestamps is None or clip_timestamps == "0" or clip_timestamps == []:
-        return None
-    try:
-        values = (
-            [float(v) for v in clip_timestamps.split(",")]
-            if isinstance(clip_timestamps, str)
-            else [float(v) for v in clip_timestamps]
-        )
-    except ValueError as error:
-        raise OptionsError(f"clip_timestamps {clip_timestamps!r}: {error}") from error
-    clips: list[tuple[float, float | None]] = []
-    for i in range(0, len(values), 2):
-        start = values[i]
-        end = values[i + 1] if i + 1 < len(values) else None
-        if start < 0 or (end is not None and end <= start):
-            raise OptionsError(f"clip_timestamps {clip_timestamps!r}: spans must be start < end")
-        if clips and start < (clips[-1][1] or float("inf")):
-            raise OptionsError(f"clip_timestamps {clip_timestamps!r}: spans must be in order")
-        clips.append((start, end))
-    return clips

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from .audio import SAMPLE_RATE
 from .errors import OptionsError
 
 if TYPE_CHECKING:
     from . import _core
 
-SAMPLE_RATE = 16000
 VAD_MODEL_NAME = "silero-v6.2.0-ggml.bin"
 
 

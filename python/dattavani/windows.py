@@ -12,7 +12,8 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import numpy.typing as npt
 
-SAMPLE_RATE = 16000
+from .audio import SAMPLE_RATE
+
 FRAME = SAMPLE_RATE // 10  # energy is compared over 100 ms frames
 
 Samples = npt.NDArray[np.float32]

@@ -63,7 +63,7 @@ def expand_sources(items: Sequence[str]) -> list[str]:
 
     Raises :class:`~dattavani.errors.InputError` for an item that names no file.
     """
-    from ..cli import expand_inputs
+    from ..cli._files import expand_inputs
 
     sources: list[str] = []
     for item in items:
@@ -126,7 +126,7 @@ def _expand_uri(uri: str) -> list[str]:
     """A remote file as it is; a remote folder as the audio files under it."""
     import pyarrow.fs
 
-    from ..cli import AUDIO_EXTENSIONS
+    from ..cli._files import AUDIO_EXTENSIONS
 
     filesystem, path = open_uri(uri)
     scheme = uri[: uri.index("://") + 3]

@@ -6,7 +6,6 @@ libraries that wrote them.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Literal
@@ -27,6 +26,7 @@ from dattavani.convert.transformers import (
     SHARD_INDEX,
     SINGLE_FILE,
     convert_transformers,
+    read_json_object,
 )
 from dattavani.errors import ConversionError
 
@@ -96,14 +96,8 @@ def convert_ct2(
 
 def _check_config(path: Path) -> None:
     """config.json only matters to ctranslate2's decoding; just make sure it is not garbage."""
-    if not path.exists():
-        return
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConversionError(f"{path}: unreadable config: {exc}") from exc
-    if not isinstance(config, dict):
-        raise ConversionError(f"{path}: expected a JSON object")
+    if path.exists():
+        read_json_object(path)
 
 
 def checkpoint_format(src: str | os.PathLike[str]) -> CheckpointFormat:

@@ -359,13 +359,21 @@ def _read_exact(f: BinaryIO, n: int) -> bytes:
     return data
 
 
-def _read_ggml(f: BinaryIO, p: Path, size: int) -> GgmlModelInfo:
+def read_ggml_header(f: BinaryIO, p: Path) -> tuple[WhisperHParams, int]:
+    """The hyper-parameters and the ``ftype`` a GGML whisper file starts with (``f`` at its
+    start): the one reader of the header on the Python side.
+
+    Raises :class:`ConversionError` for another magic, EOFError for a short file.
+    """
     (magic,) = struct.unpack("<I", _read_exact(f, 4))
     if magic != GGML_MAGIC:
         raise ConversionError(f"{p}: not a GGML file (magic {magic:#x})")
     values = struct.unpack("<11i", _read_exact(f, 44))
-    hparams = WhisperHParams(*values[:10])
-    ftype = values[10]
+    return WhisperHParams(*values[:10]), values[10]
+
+
+def _read_ggml(f: BinaryIO, p: Path, size: int) -> GgmlModelInfo:
+    hparams, ftype = read_ggml_header(f, p)
     n_mel, n_fft = struct.unpack("<2i", _read_exact(f, 8))
     filters = np.frombuffer(_read_exact(f, 4 * n_mel * n_fft), dtype="<f4")
     filters = filters.reshape(n_mel, n_fft).copy()

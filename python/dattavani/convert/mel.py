@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-SAMPLE_RATE = 16000
+from dattavani.audio import SAMPLE_RATE
+
 N_FFT = 400
 
 # Slaney's mel scale is linear below 1 kHz (200/3 Hz per mel) and logarithmic above it, with

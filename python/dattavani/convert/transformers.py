@@ -211,16 +211,22 @@ def _no_safetensors_reason(src: Path) -> str:
     return f"{src}: no {SINGLE_FILE} or {SHARD_INDEX}; not a transformers checkpoint"
 
 
-def read_config(path: Path) -> dict[str, Any]:
-    """``config.json`` as a dict, checked to describe a Whisper model."""
-    if not path.is_file():
-        raise ConversionError(f"{path}: missing (a transformers checkpoint needs its config.json)")
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A checkpoint's JSON file (``config.json``) as a dict; ConversionError when it is not one."""
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConversionError(f"{path}: unreadable config: {exc}") from exc
     if not isinstance(config, dict):
         raise ConversionError(f"{path}: expected a JSON object")
+    return config
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """``config.json`` as a dict, checked to describe a Whisper model."""
+    if not path.is_file():
+        raise ConversionError(f"{path}: missing (a transformers checkpoint needs its config.json)")
+    config = read_json_object(path)
     model_type = config.get("model_type", "whisper")
     if model_type != "whisper":
         raise ConversionError(f"{path}: model_type is {model_type!r}, not a Whisper model")

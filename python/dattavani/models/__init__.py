@@ -16,16 +16,22 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dattavani.models.disk_cache import CacheEntry, DiskCache, default_cache_dir
-    from dattavani.models.model_cache import ModelCache, ModelLease, default_model_cache
+    from dattavani.models.model_cache import (
+        LoadParameters,
+        ModelCache,
+        ModelLease,
+        default_model_cache,
+    )
     from dattavani.models.resolve import ResolvedModel, resolve_model
     from dattavani.models.specs import PRECISIONS, SIZES
 
-# name -> submodule, imported on first access: `dattavani --help` and `import dattavani.models.cli`
+# name -> submodule, imported on first access: `dattavani --help` and `import dattavani.cli.models`
 # should not pay for filelock, the resolver and the caches (PEP 562).
 _LAZY = {
     "CacheEntry": "disk_cache",
     "DiskCache": "disk_cache",
     "default_cache_dir": "disk_cache",
+    "LoadParameters": "model_cache",
     "ModelCache": "model_cache",
     "ModelLease": "model_cache",
     "default_model_cache": "model_cache",
@@ -50,6 +56,7 @@ __all__ = [
     "SIZES",
     "CacheEntry",
     "DiskCache",
+    "LoadParameters",
     "ModelCache",
     "ModelLease",
     "ResolvedModel",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import fnmatch
 import os
 import shutil
-import struct
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Literal
@@ -36,9 +35,8 @@ TRANSFORMERS_FILES = (
 _CT2_VOCABULARIES = ("vocabulary.json", "vocabulary.txt", "tokenizer.json")
 _PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 
-# whisper.cpp's GGML header: magic "ggml", then eleven int32 with ftype last. Quantized files
-# store ftype + 1000 * GGML_QNT_VERSION; the remainder is ggml's ggml_ftype.
-_GGML_MAGIC = 0x67676D6C
+# The GGML header's ftype (convert.ggml_writer.read_ggml_header): quantized files store
+# ftype + 1000 * GGML_QNT_VERSION; the remainder is ggml's ggml_ftype.
 _GGML_FTYPES: dict[int, Precision] = {
     0: "f32",
     1: "f16",
@@ -89,14 +87,16 @@ def ggml_precision(path: Path) -> Precision:
 
     Raises :class:`ModelLoadError` for a file that is not a whisper GGML model.
     """
+    from dattavani.convert.ggml_writer import read_ggml_header
+
     try:
         with path.open("rb") as f:
-            header = f.read(48)
+            _, stored = read_ggml_header(f, path)
     except OSError as error:
         raise ModelLoadError(f"{path}: cannot read: {error.strerror or error}") from error
-    if len(header) < 48 or struct.unpack_from("<I", header)[0] != _GGML_MAGIC:
-        raise ModelLoadError(f"{path}: not a whisper GGML model file")
-    ftype = struct.unpack_from("<i", header, 44)[0] % _QNT_VERSION_FACTOR
+    except (ConversionError, EOFError):
+        raise ModelLoadError(f"{path}: not a whisper GGML model file") from None
+    ftype = stored % _QNT_VERSION_FACTOR
     precision = _GGML_FTYPES.get(ftype)
     if precision is None:
         raise ModelLoadError(f"{path}: GGML ftype {ftype} is not one dattavani handles")

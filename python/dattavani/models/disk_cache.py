@@ -37,6 +37,8 @@ from dattavani.errors import ConfigError, ConversionError
 if TYPE_CHECKING:
     from filelock import FileLock
 
+    from dattavani.config import Config
+
 logger = logging.getLogger(__name__)
 
 METADATA_FILE = "metadata.json"
@@ -51,13 +53,16 @@ _HASH_CHUNK = 1 << 20
 Produce = Callable[[Path], dict[str, Any]]
 
 
-def default_cache_dir() -> Path:
-    """The cache root: ``DATTAVANI_CACHE_DIR``, else ``[native_models] cache_dir`` of the config
-    file, else the user cache folder (``~/.cache/dattavani`` on Linux).
+def default_cache_dir(config: Config | None = None) -> Path:
+    """The cache root: ``[native_models] cache_dir`` of ``config`` (default: the config in
+    effect, where ``DATTAVANI_CACHE_DIR`` overrides the file), else the user cache folder
+    (``~/.cache/dattavani`` on Linux).
     """
-    from dattavani.config import load_config
+    if config is None:
+        from dattavani.config import load_config
 
-    configured = load_config().native_models.cache_dir
+        config = load_config()
+    configured = config.native_models.cache_dir
     if configured is not None:
         return Path(configured).expanduser()
     import platformdirs

@@ -20,27 +20,57 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dattavani import _core
+    from dattavani.config import Config
     from dattavani.devices import DeviceChoice
     from dattavani.memory import MemoryEstimate
 
-#: ``(resolved path, size, mtime, sorted load options)``: a rewritten file loads afresh.
-_Key = tuple[str, int, int, tuple[tuple[str, Any], ...]]
 
-#: ``dattavani._core.Model``'s defaults for the load options the memory estimate depends on.
-_NATIVE_DEFAULTS: dict[str, Any] = {
-    "use_gpu": True,
-    "gpu_device": 0,
-    "flash_attn": True,
-    "max_states": 4,
-    "dtw": False,
-}
+@dataclass(frozen=True)
+class LoadParameters:
+    """How a model file is loaded: ``dattavani._core.Model``'s parameters, with its defaults
+    (``cpp/model.h``'s ``model_params``; a test keeps the two equal).
+
+    ``max_states`` bounds the transcriptions that run at once on the model; ``dtw`` loads it for
+    word timestamps from cross-attention, which needs flash attention off.
+
+    >>> LoadParameters(use_gpu=False).max_states
+    4
+    """
+
+    use_gpu: bool = True
+    gpu_device: int = 0
+    flash_attn: bool = True
+    max_states: int = 4
+    dtw: bool = False
+
+    @classmethod
+    def of(cls, **parameters: Any) -> LoadParameters:
+        """Built from keyword arguments; an unknown one is an OptionsError naming the known."""
+        from dattavani.errors import OptionsError
+
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(parameters) - set(known))
+        if unknown:
+            raise OptionsError(
+                f"unknown model load parameter(s): {', '.join(unknown)}; known: {', '.join(known)}"
+            )
+        return cls(**parameters)
+
+    @property
+    def uses_flash_attention(self) -> bool:
+        """Whether whisper.cpp runs with flash attention: DTW turns it off."""
+        return self.flash_attn and not self.dtw
+
+
+#: ``(resolved path, size, mtime, load parameters)``: a rewritten file loads afresh.
+_Key = tuple[str, int, int, LoadParameters]
 
 
 @dataclass
@@ -48,7 +78,7 @@ class _Slot:
     """One model: loaded (or being loaded by the first thread that asked) and its holders."""
 
     path: str
-    load_kwargs: dict[str, Any]
+    load: LoadParameters
     device: str
     memory: int  # estimated bytes on ``device``, booked from before the load starts
     refs: int = 0
@@ -62,7 +92,7 @@ class CachedModelInfo:
     """A model in the cache, as :meth:`ModelCache.info` reports it."""
 
     path: str
-    load_kwargs: dict[str, Any]
+    load: LoadParameters
     refs: int
     loaded: bool
     device: str  #: where it is loaded, e.g. ``"cpu"`` or ``"cuda:0"``
@@ -105,6 +135,9 @@ class ModelCache:
 
     ``memory_limit`` caps the estimated bytes the cache's models may take on a device, by device
     name (``{"cpu": 2_000_000_000, "cuda:0": 6_000_000_000}``; ``"cuda"`` means ``"cuda:0"``).
+    ``config`` gives ``max_models`` when it is not given (its ``[native_models]
+    max_cached_models``) and the ``gpu_memory_limit`` that caps each model on a GPU; without one,
+    ``max_models`` is 2 and the limit is that of the config in effect at each load.
 
     >>> cache = ModelCache(max_models=2, memory_limit={"cuda:0": 6_000_000_000})
     >>> with cache.acquire("ggml-tiny.en.bin", use_gpu=False) as lease:   # doctest: +SKIP
@@ -114,14 +147,21 @@ class ModelCache:
     """
 
     def __init__(
-        self, max_models: int = 2, *, memory_limit: Mapping[str, int] | None = None
+        self,
+        max_models: int | None = None,
+        *,
+        memory_limit: Mapping[str, int] | None = None,
+        config: Config | None = None,
     ) -> None:
         from dattavani.devices import device_name
         from dattavani.errors import OptionsError
 
+        if max_models is None:
+            max_models = 2 if config is None else config.native_models.max_cached_models
         if max_models < 1:
             raise OptionsError(f"max_models must be at least 1, got {max_models}")
         self.max_models = max_models
+        self.config = config
         self.memory_limit: dict[str, int] = {}
         for name, limit in (memory_limit or {}).items():
             if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -132,15 +172,26 @@ class ModelCache:
         self._lock = threading.Lock()
         self._slots: OrderedDict[_Key, _Slot] = OrderedDict()
 
-    def acquire(self, path: str | os.PathLike[str], **load_kwargs: Any) -> ModelLease:
-        """A lease on the model at ``path`` loaded with ``load_kwargs`` (``dattavani._core.Model``'s
-        ``use_gpu``, ``gpu_device``, ``flash_attn``, ``max_states``), loading it if needed.
+    def acquire(
+        self,
+        path: str | os.PathLike[str],
+        load: LoadParameters | None = None,
+        *,
+        config: Config | None = None,
+        **parameters: Any,
+    ) -> ModelLease:
+        """A lease on the model at ``path`` loaded with ``load`` (default: the native defaults),
+        changed by ``parameters`` (``use_gpu=False``...), loading it if needed.
 
+        ``config`` (default: the cache's) gives the ``gpu_memory_limit`` this load must fit.
         Threads asking for the same model at once wait for one load. A failed load is not
         cached: its error is raised to every thread waiting on it, and the next call tries again.
         A model that is not cached must fit its device first (see the module's docs): idle models
         there are freed to make room, or :class:`~dattavani.errors.GPUMemoryError` is raised.
         """
+        load = load or LoadParameters()
+        if parameters:
+            load = LoadParameters.of(**{**asdict(load), **parameters})
         resolved = Path(path).resolve()
         try:
             stat = resolved.stat()
@@ -152,18 +203,18 @@ class ModelCache:
             str(resolved),
             stat.st_size,
             stat.st_mtime_ns,
-            tuple(sorted(load_kwargs.items())),
+            load,
         )
         with self._lock:
             slot = self._hold(key)
         loads = False
         if slot is None:
             # Read the file's sizes outside the lock; another thread may book the model meanwhile.
-            estimate, model_limit = _needs(resolved, load_kwargs)
+            estimate, model_limit = _needs(resolved, load, config or self.config)
             with self._lock:
                 slot = self._hold(key)
                 if slot is None:
-                    slot = self._book(key, load_kwargs, estimate, model_limit)
+                    slot = self._book(key, estimate, model_limit)
                     loads = True
         if loads:
             self._load(key, slot)
@@ -185,22 +236,16 @@ class ModelCache:
             self._slots.move_to_end(key)
         return slot
 
-    def _book(
-        self,
-        key: _Key,
-        load_kwargs: dict[str, Any],
-        estimate: MemoryEstimate,
-        model_limit: int | None,
-    ) -> _Slot:
+    def _book(self, key: _Key, estimate: MemoryEstimate, model_limit: int | None) -> _Slot:
         """Make room for a model on the device it will load on and book it there, held once and
         not loaded yet (lock held). The device's free memory is read here, under the lock, so
         loads booked by other threads are counted once: by their booking."""
         from dattavani.devices import device_of_load
 
-        options = {**_NATIVE_DEFAULTS, **load_kwargs}
-        device = device_of_load(bool(options["use_gpu"]), int(options["gpu_device"]))
+        load = key[3]
+        device = device_of_load(load.use_gpu, load.gpu_device)
         self._make_room(device, estimate, model_limit if device.use_gpu else None, key[0])
-        slot = _Slot(key[0], dict(load_kwargs), device.name, estimate.total, refs=1)
+        slot = _Slot(key[0], load, device.name, estimate.total, refs=1)
         self._slots[key] = slot
         return slot
 
@@ -256,7 +301,7 @@ class ModelCache:
         from dattavani import _core
 
         try:
-            slot.model = _core.Model(slot.path, **slot.load_kwargs)
+            slot.model = _core.Model(slot.path, **asdict(slot.load))
         except BaseException as error:
             slot.error = error
             with self._lock:
@@ -290,9 +335,7 @@ class ModelCache:
         """The models in the cache, least recently used first."""
         with self._lock:
             return [
-                CachedModelInfo(
-                    s.path, dict(s.load_kwargs), s.refs, s.model is not None, s.device, s.memory
-                )
+                CachedModelInfo(s.path, s.load, s.refs, s.model is not None, s.device, s.memory)
                 for s in self._slots.values()
             ]
 
@@ -317,20 +360,22 @@ class ModelCache:
         return True
 
 
-def _needs(path: Path, load_kwargs: Mapping[str, Any]) -> tuple[MemoryEstimate, int | None]:
-    """What loading ``path`` with ``load_kwargs`` takes, estimated from the file, and the
-    ``gpu_memory_limit`` of the config (which caps each model on a GPU)."""
-    from dattavani.config import load_config
+def _needs(
+    path: Path, load: LoadParameters, config: Config | None
+) -> tuple[MemoryEstimate, int | None]:
+    """What loading ``path`` with ``load`` takes, estimated from the file, and the
+    ``gpu_memory_limit`` of ``config`` (default: the config in effect), which caps each model on
+    a GPU."""
     from dattavani.memory import estimate_memory
 
-    options = {**_NATIVE_DEFAULTS, **load_kwargs}
-    estimate = estimate_memory(
-        path,
-        states=int(options["max_states"]),
-        # whisper.cpp's DTW needs the attention weights, so a DTW load runs without flash attention.
-        flash_attn=bool(options["flash_attn"]) and not options["dtw"],
-    )
-    model_limit = load_config().native_models.gpu_memory_limit if options["use_gpu"] else None
+    estimate = estimate_memory(path, states=load.max_states, flash_attn=load.uses_flash_attention)
+    model_limit = None
+    if load.use_gpu:
+        if config is None:
+            from dattavani.config import load_config
+
+            config = load_config()
+        model_limit = config.native_models.gpu_memory_limit
     return estimate, model_limit
 
 
@@ -347,5 +392,7 @@ def default_model_cache() -> ModelCache:
         if _default is None:
             from dattavani.config import load_config
 
+            # No config kept: each load fits the gpu_memory_limit of the config it is given, or
+            # of the one in effect then.
             _default = ModelCache(load_config().native_models.max_cached_models)
         return _default

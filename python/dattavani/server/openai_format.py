@@ -145,7 +145,7 @@ def parse_audio_request(fields: Mapping[str, Sequence[str]], task: str) -> Audio
 def _language(value: str | None) -> str | None:
     if value is None:
         return None
-    from dattavani.cli import language_code
+    from ..languages import language_code
 
     try:
         return language_code(value)

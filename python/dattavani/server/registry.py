@@ -146,7 +146,7 @@ class ModelRegistry:
             del self._loading[name]
 
     def _transcriber(self, name: str) -> Transcriber:
-        from dattavani.cli import load_transcriber
+        from ..cli._common import load_transcriber
 
         try:
             return load_transcriber(

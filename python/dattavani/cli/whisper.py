@@ -7,34 +7,34 @@ folder) and output file names (``<output_dir>/<audio name without extension>.<fo
 
 Arguments that only steer PyTorch (``--fp16``) are accepted and ignored. Arguments whisper.cpp has
 no counterpart for, and whose absence changes little, are accepted with a warning.
+
+``--engine openai-whisper`` (or ``DATTAVANI_WHISPER_ENGINE=openai-whisper``) is the way back: the
+same command line runs openai-whisper itself, where it is installed.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cli import (
-    Job,
-    OutputSettings,
-    TableReporter,
-    UsageError,
-    exit_code,
-    expand_inputs,
-    language_code,
-    load_transcriber,
-    run_batch,
-)
-from .options import TranscribeOptions
+from ..options import TranscribeOptions
+from ._common import UsageError, common_parser, load_transcriber
+from ._files import Job, OutputSettings, TableReporter, exit_code, expand_inputs, transcribe_files
 
 if TYPE_CHECKING:
-    from .config import Config
-    from .results import Segment
+    from ..config import Config
+    from ..results import Segment
 
 logger = logging.getLogger("dattavani.cli")
+
+#: What runs ``dattavani whisper``: dattavani (the default), or openai-whisper itself, the way
+#: back for a team whose scripts moved over (docs/migrating-from-openai-whisper.md).
+ENGINES = ("native", "openai-whisper")
+ENGINE_VARIABLE = "DATTAVANI_WHISPER_ENGINE"
 
 _WORD_OPTIONS = ("highlight_words", "max_line_count", "max_line_width", "max_words_per_line")
 
@@ -56,16 +56,33 @@ def optional_float(value: str) -> float | None:
 
 
 def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
-    """Register ``dattavani whisper`` with openai-whisper's arguments and defaults."""
+    """Register ``dattavani whisper`` with openai-whisper's arguments and defaults.
+
+    ``common`` is not used: openai-whisper's ``--verbose`` takes True/False, so here only ``-v``
+    counts log verbosity.
+    """
     p = commands.add_parser(
         "whisper",
-        parents=[common],
+        parents=[common_parser(long_verbose=False)],
         help="openai-whisper's command line: same arguments, same output files",
         description="Drop-in for openai-whisper's `whisper` command. "
         "See docs/migrating-from-openai-whisper.md.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add = p.add_argument
+    # Every argument but --engine is openai-whisper's, and is handed to it by --engine
+    # openai-whisper: what a user changed from the default is passed on as given.
+    forwarded: list[argparse.Action] = []
+
+    def add(*names: str, **keywords: Any) -> None:
+        forwarded.append(p.add_argument(*names, **keywords))
+
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=os.environ.get(ENGINE_VARIABLE) or "native",
+        help=f"native (dattavani), or openai-whisper to run openai-whisper itself with these "
+        f"arguments (rollback; needs openai-whisper installed); env {ENGINE_VARIABLE}",
+    )
     add("audio", nargs="+", type=str, help="audio file(s) to transcribe")
     add("--model", default=None, help="model name, config alias or GGML path (default: config)")
     add("--model_dir", type=str, default=None, help="the model cache folder")
@@ -122,10 +139,10 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         help="(requires --word_timestamps True) drop a likely hallucination between silences "
         "longer than this many seconds",
     )
-    p.set_defaults(command="whisper", handler=run_whisper)
+    p.set_defaults(command="whisper", handler=run_whisper, openai_whisper_arguments=forwarded)
 
 
-def transcribe_options(args: argparse.Namespace) -> dict[str, Any]:
+def options_from_arguments(args: argparse.Namespace) -> dict[str, Any]:
     """openai-whisper's arguments as :meth:`dattavani.Transcriber.transcribe` options."""
     if not args.word_timestamps:
         for name in _WORD_OPTIONS:
@@ -138,7 +155,7 @@ def transcribe_options(args: argparse.Namespace) -> dict[str, Any]:
         steps = int((1.0 + 1e-6 - args.temperature) / increment) + 1
         temperature = tuple(round(args.temperature + i * increment, 6) for i in range(steps))
     options: dict[str, Any] = {
-        "language": language_code(args.language),
+        "language": args.language,
         "task": args.task,
         "temperature": temperature,
         "best_of": args.best_of if args.best_of is not None else 5,
@@ -177,6 +194,8 @@ class WhisperReporter(TableReporter):
         self.wants_segments = verbose
 
     def segment(self, job: Job, segment: Segment) -> None:
+        from ..writers import format_timestamp
+
         start, end = format_timestamp(segment.start), format_timestamp(segment.end)
         print(f"[{start} --> {end}] {segment.text}", flush=True)
 
@@ -190,29 +209,53 @@ class WhisperReporter(TableReporter):
         """openai-whisper prints no summary."""
 
 
-def format_timestamp(seconds: float) -> str:
-    """openai-whisper's console timestamp: ``mm:ss.mmm``, with hours when there are any.
+def openai_whisper_argv(args: argparse.Namespace) -> list[str]:
+    """The command line that gives openai-whisper's ``whisper`` the same request: the audio, and
+    each option whose value is not its default here (the defaults are openai-whisper's, but for
+    --model and --device, which openai-whisper then chooses itself)."""
+    argv = list(args.audio)
+    for action in args.openai_whisper_arguments:
+        value = getattr(args, action.dest)
+        if not action.option_strings or value == action.default:
+            continue
+        argv += [action.option_strings[0], "None" if value is None else str(value)]
+    return argv
 
-    >>> format_timestamp(8.0), format_timestamp(3725.5)
-    ('00:08.000', '01:02:05.500')
-    """
-    milliseconds = round(seconds * 1000)
-    hours, milliseconds = divmod(milliseconds, 3_600_000)
-    minutes, milliseconds = divmod(milliseconds, 60_000)
-    secs, milliseconds = divmod(milliseconds, 1000)
-    head = f"{hours:02d}:" if hours else ""
-    return f"{head}{minutes:02d}:{secs:02d}.{milliseconds:03d}"
+
+def run_openai_whisper(args: argparse.Namespace) -> int:
+    """``--engine openai-whisper``: openai-whisper's own command, in a child Python, with the same
+    arguments; its exit code is the command's."""
+    import importlib.metadata
+    import subprocess
+
+    try:
+        importlib.metadata.distribution("openai-whisper")
+    except importlib.metadata.PackageNotFoundError:
+        raise UsageError(
+            f"--engine openai-whisper (or {ENGINE_VARIABLE}=openai-whisper) runs openai-whisper, "
+            "which is not installed: pip install openai-whisper (it brings torch), or use "
+            "--engine native"
+        ) from None
+    argv = [sys.executable, "-m", "whisper", *openai_whisper_argv(args)]
+    logger.info("running openai-whisper: %s", " ".join(argv))
+    return subprocess.run(argv, check=False).returncode
 
 
 def run_whisper(args: argparse.Namespace, config: Config) -> int:
-    """``dattavani whisper``: openai-whisper's behaviour on dattavani's engine."""
+    """``dattavani whisper``: openai-whisper's behaviour on dattavani's engine, or openai-whisper
+    itself with ``--engine openai-whisper``."""
     from dataclasses import replace
 
-    from .config import parse_output_formats
+    from ..config import parse_output_formats
 
+    if args.engine not in ENGINES:  # from the environment: argparse checks only the flag
+        raise UsageError(f"{ENGINE_VARIABLE}={args.engine!r}: use one of {', '.join(ENGINES)}")
+    if args.engine == "openai-whisper":
+        return run_openai_whisper(args)
     if args.threads is not None and args.threads < 0:
         raise UsageError("--threads must be 0 (all) or more")
-    options = transcribe_options(args)
+    options = options_from_arguments(args)
+    TranscribeOptions.from_kwargs(**options)  # a bad option is a usage error before any work
     if args.model_dir:
         config = replace(
             config, native_models=replace(config.native_models, cache_dir=Path(args.model_dir))
@@ -234,4 +277,4 @@ def run_whisper(args: argparse.Namespace, config: Config) -> int:
         args.model, config, device=args.device, threads=args.threads or None, workers=1
     )
     reporter = WhisperReporter(verbose=args.verbose)
-    return exit_code(run_batch(transcriber, jobs, options, output, reporter))
+    return exit_code(transcribe_files(transcriber, jobs, options, output, reporter))

@@ -8,10 +8,10 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from dattavani.config import Config
+from ._common import EXIT_USAGE
 
-EXIT_USAGE = 2
+if TYPE_CHECKING:
+    from ..config import Config
 
 
 def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -53,9 +53,8 @@ def run_serve(args: argparse.Namespace, config: Config) -> int:
         )
         return EXIT_USAGE
 
-    from dattavani.errors import ConfigError
-
-    from .app import create_app
+    from ..errors import ConfigError
+    from ..server.app import create_app
 
     settings = config.server
     overrides = {

@@ -1,7 +1,7 @@
 """``dattavani models``: list, pull, convert, rm, verify, prune and package models.
 
-:func:`add_models_parser` registers the command on the main parser's subparsers; each
-sub-command's handler is ``handler(args, config) -> exit code``, as the other commands'.
+:func:`add_parser` registers the command on the main parser's subcommands; each sub-command's
+handler is ``handler(args, config) -> exit code``, as the other commands'.
 """
 
 from __future__ import annotations
@@ -9,40 +9,36 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dattavani.errors import ModelNotFoundError
-from dattavani.models.specs import PRECISIONS
+from ..errors import ModelNotFoundError
+from ..models.specs import PRECISIONS
+from ._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, format_size
 
 if TYPE_CHECKING:
-    from dattavani.config import Config
-    from dattavani.models.disk_cache import DiskCache
-
-EXIT_OK = 0
-EXIT_FAILED = 1
+    from ..config import Config
+    from ..models.disk_cache import DiskCache
 
 
-def add_models_parser(
-    subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()
-) -> argparse.ArgumentParser:
-    """Add ``models`` and its sub-commands to ``subparsers`` (from ``add_subparsers()``).
+def add_parser(commands: Any, common: argparse.ArgumentParser | None = None) -> None:
+    """Add ``models`` and its sub-commands to ``commands`` (from ``add_subparsers()``).
 
-    ``parents`` are passed to every sub-command's parser (the CLI's common options).
+    ``common`` (the CLI's common options) is a parent of every sub-command's parser.
     """
-    models: argparse.ArgumentParser = subparsers.add_parser(
+    parents = [] if common is None else [common]
+    models: argparse.ArgumentParser = commands.add_parser(
         "models",
         help="list, download, convert, verify and package models",
         description="Manage the model cache. NAME is an alias (base.en, small-q5_0, turbo), a hub "
         "repo (openai/whisper-small, ggerganov/whisper.cpp:ggml-base.bin@main) or a path.",
     )
     models.set_defaults(command="models", handler=_usage(models))
-    commands = models.add_subparsers(title="commands", metavar="COMMAND")
+    subcommands = models.add_subparsers(title="commands", metavar="COMMAND")
 
     def add(name: str, help: str, handler: Any) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = commands.add_parser(
-            name, help=help, description=help[0].upper() + help[1:] + ".", parents=list(parents)
+        parser: argparse.ArgumentParser = subcommands.add_parser(
+            name, help=help, description=help[0].upper() + help[1:] + ".", parents=parents
         )
         parser.set_defaults(command=f"models {name}", handler=handler)
         return parser
@@ -79,7 +75,6 @@ def add_models_parser(
     _precision_argument(package, None)
     package.add_argument("-o", "--output-dir", default=".", metavar="DIR", help="default: .")
     package.add_argument("--version", default="1.0.0", help="the wheel's version (1.0.0)")
-    return models
 
 
 def _precision_argument(parser: argparse.ArgumentParser, default: str | None) -> None:
@@ -94,26 +89,20 @@ def _precision_argument(parser: argparse.ArgumentParser, default: str | None) ->
 def _usage(parser: argparse.ArgumentParser) -> Any:
     def show(args: argparse.Namespace, config: Config) -> int:
         parser.print_help(sys.stderr)
-        return 2
+        return EXIT_USAGE
 
     return show
 
 
 def _cache(config: Config) -> DiskCache:
-    from dattavani.models.disk_cache import DiskCache
+    from ..models.disk_cache import DiskCache
 
     return DiskCache(config.native_models.cache_dir)
 
 
-def _size(n: int) -> str:
-    from dattavani.cli import format_size
-
-    return format_size(n)
-
-
 def run_list(args: argparse.Namespace, config: Config) -> int:
     """``models list``: cached models, least recently used first, and installed packages."""
-    from dattavani.models.packages import installed_packages
+    from ..models.packages import installed_packages
 
     cache = _cache(config)
     entries = cache.entries()
@@ -130,13 +119,13 @@ def run_list(args: argparse.Namespace, config: Config) -> int:
         }
         print(json.dumps(report, indent=2))
         return EXIT_OK
-    limit = f" of {_size(cache.max_bytes)}" if cache.max_bytes else ""
-    print(f"{cache.root}: {len(entries)} model(s), {_size(cache.total_bytes())}{limit}")
+    limit = f" of {format_size(cache.max_bytes)}" if cache.max_bytes else ""
+    print(f"{cache.root}: {len(entries)} model(s), {format_size(cache.total_bytes())}{limit}")
     for entry in entries:
         meta = entry.metadata
         origin = meta.get("source_repo") or meta.get("source_package") or meta.get("model_id")
         print(
-            f"  {entry.key:<40} {meta.get('precision', '?'):<5} {_size(entry.size):>9}  "
+            f"  {entry.key:<40} {meta.get('precision', '?'):<5} {format_size(entry.size):>9}  "
             f"{meta.get('source', '?')}: {origin}  (used {entry.last_used[:19]})"
         )
     if packages:
@@ -148,7 +137,7 @@ def run_list(args: argparse.Namespace, config: Config) -> int:
 
 def run_pull(args: argparse.Namespace, config: Config) -> int:
     """``models pull NAME``: resolve NAME, downloading and converting as needed."""
-    from dattavani.models.resolve import resolve_model
+    from ..models.resolve import resolve_model
 
     model = resolve_model(
         args.name,
@@ -162,8 +151,8 @@ def run_pull(args: argparse.Namespace, config: Config) -> int:
 
 def run_convert(args: argparse.Namespace, config: Config) -> int:
     """``models convert SRC -o OUT``: any checkpoint to GGML, without the cache."""
-    from dattavani.models import conversion
-    from dattavani.models.specs import normalize_precision
+    from ..models import conversion
+    from ..models.specs import normalize_precision
 
     source, target = Path(args.source), Path(args.output)
     precision = normalize_precision(args.precision)
@@ -178,13 +167,13 @@ def run_convert(args: argparse.Namespace, config: Config) -> int:
         conversion.quantize_into(source, target, precision)
     else:
         conversion.convert(layout, source, target, precision)
-    print(f"{target} ({precision}, {_size(target.stat().st_size)})")
+    print(f"{target} ({precision}, {format_size(target.stat().st_size)})")
     return EXIT_OK
 
 
 def run_rm(args: argparse.Namespace, config: Config) -> int:
     """``models rm NAME...``: by cache folder name or by spec."""
-    from dattavani.models.specs import parse_spec
+    from ..models.specs import parse_spec
 
     cache = _cache(config)
     missing = []
@@ -212,24 +201,24 @@ def run_verify(args: argparse.Namespace, config: Config) -> int:
 
 def run_prune(args: argparse.Namespace, config: Config) -> int:
     """``models prune``: leftovers of killed runs, broken entries, LRU models past the limit."""
-    from dattavani.config import parse_size
+    from ..config import parse_size
 
     limit = parse_size(args.max_size) if args.max_size else None
     result = _cache(config).prune(limit)
     for name in result.removed:
         print(f"removed {name}")
-    print(f"freed {_size(result.freed_bytes)}")
+    print(f"freed {format_size(result.freed_bytes)}")
     return EXIT_OK
 
 
 def run_package(args: argparse.Namespace, config: Config) -> int:
     """``models package NAME``: a wheel with the model, for ``pip install``."""
-    from dattavani.models.package_builder import build_model_wheel
-    from dattavani.models.resolve import resolve_model
+    from ..models.package_builder import build_model_wheel
+    from ..models.resolve import resolve_model
 
     model = resolve_model(
         args.name, cache_dir=config.native_models.cache_dir, precision=args.precision
     )
     wheel = build_model_wheel(model, args.output_dir, version=args.version)
-    print(f"{wheel} ({_size(wheel.stat().st_size)})")
+    print(f"{wheel} ({format_size(wheel.stat().st_size)})")
     return EXIT_OK

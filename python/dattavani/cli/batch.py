@@ -11,6 +11,8 @@ import importlib.util
 import sys
 from typing import TYPE_CHECKING, Any
 
+from ._common import UsageError
+
 if TYPE_CHECKING:
     from ..config import Config
 
@@ -81,14 +83,13 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def run_batch_command(args: argparse.Namespace, config: Config) -> int:
     """``dattavani batch``: 0 when every file is done, 1 when some failed, 2 for usage errors."""
-    from ..cli import UsageError, language_code
     from ..config import parse_output_formats
     from ..errors import InputError
 
     missing = [m for m in ("ray", "pyarrow") if importlib.util.find_spec(m) is None]
     if missing:
         raise UsageError(f"batch needs {' and '.join(missing)}: {INSTALL_HINT}")
-    from .pipeline import transcribe_dataset
+    from ..batch.pipeline import transcribe_dataset
 
     name = args.model or config.native_models.default_model
     alias = config.resolve_model_alias(name)
@@ -103,16 +104,11 @@ def run_batch_command(args: argparse.Namespace, config: Config) -> int:
     # Unset options come from dattavani.toml's [transcribe] section, as for `transcribe`.
     defaults = config.transcribe
 
-    def pick(flag: Any, configured: Any) -> Any:
-        return configured if flag is None else flag
-
-    options: dict[str, Any] = {
-        "language": language_code(pick(args.language, defaults.language)),
-        "task": pick(args.task, defaults.task),
-        "beam_size": pick(args.beam_size, defaults.beam_size),
-        "word_timestamps": pick(args.word_timestamps, defaults.word_timestamps),
-    }
-    if pick(args.vad, defaults.vad):
+    options = dict(defaults.options)
+    for name in ("language", "task", "beam_size", "word_timestamps"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    if defaults.vad if args.vad is None else args.vad:
         options["vad_filter"] = True
     try:
         summary = transcribe_dataset(

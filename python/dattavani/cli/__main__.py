@@ -1,0 +1,7 @@
+"""``python -m dattavani.cli``: the ``dattavani`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,127 @@
+"""dattavani.options without a model: every rule of TranscribeOptions, the native parameters it
+maps to (whisper.cpp's own check included, which needs no model), names and aliases.
+
+The checks that need a loaded model (a token id past the vocabulary) are in test_core.py; this
+table holds what test_core.py and test_reliability_inputs.py each checked through a transcription.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from dattavani.errors import OptionsError
+from dattavani.options import DEFAULT_TEMPERATURES, TranscribeOptions, _scalar_kinds
+
+
+def checked(**options: object) -> TranscribeOptions:
+    """The options as a transcription checks them: built, then turned into native parameters
+    (whisper.cpp's own validate() runs there)."""
+    built = TranscribeOptions.from_kwargs(**options)
+    built.to_native(threads=1)
+    return built
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        ({"language": "xx"}, "unknown language 'xx'"),
+        ({"language": "klingon"}, "unknown language 'klingon'"),
+        ({"language": 5}, "language must be a string"),
+        ({"allowed_languages": ["en", "klingon"]}, "unknown language 'klingon'"),
+        ({"beam_size": 0}, "beam_size.*got 0"),
+        ({"beam_size": 1000}, "beam_size.*got 1000"),
+        ({"beam_size": -1}, "beam_size.*got -1"),
+        ({"beam_size": 2.5}, "beam_size must be an integer"),
+        ({"best_of": 0}, "best_of.*got 0"),
+        ({"no_speech_threshold": -0.5}, "no_speech_threshold.*-0.5"),
+        ({"no_speech_threshold": 1.5}, "no_speech_threshold must be <= 1"),
+        ({"compression_ratio_threshold": -1.0}, "compression_ratio_threshold.*-1"),
+        ({"entropy_threshold": -2.0}, "entropy_threshold.*-2"),
+        ({"temperature": 5.0}, "temperature"),
+        ({"temperature": -0.2}, "temperature.*-0.2"),
+        ({"temperature": float("nan")}, "temperature.*nan"),
+        ({"offset": -1.0}, "offset"),
+        ({"offset": float("nan")}, "offset must be finite"),
+        ({"logprob_threshold": float("nan")}, "logprob_threshold must be a number"),
+        ({"task": "summarise"}, "task.*summarise"),
+        ({"bogus": 1}, "unknown transcription option"),
+        ({"suppress_regex": "(["}, "not a valid regular expression"),
+        ({"patience": -1.0}, "patience"),
+        ({"hallucination_silence_threshold": 0}, "hallucination_silence_threshold must be > 0"),
+        ({"suppress_tokens": [-2]}, "suppress_tokens must be token ids"),
+        ({"suppress_tokens": 5}, "suppress_tokens must be token ids"),
+        ({"prefix": "And so"}, "prefix is not supported: whisper.cpp cannot force"),
+        ({"repetition_penalty": 0.0}, "repetition_penalty must be > 0"),
+        ({"no_repeat_ngram_size": -1}, "no_repeat_ngram_size must be >= 0"),
+        ({"logprob_threshold": -1, "log_prob_threshold": -1}, "not both"),
+        ({"max_initial_timestamp": -1.0}, "max_initial_timestamp must be >= 0"),
+        ({"audio_ctx": 2000}, "audio_ctx must be <= 1500"),
+        ({"vad_filter": 1}, "vad_filter must be True or False"),
+        ({"clip_timestamps": "5,2"}, "clip_timestamps '5,2': spans must be start < end"),
+        ({"clip_timestamps": [0, 5, 3, 8]}, "spans must be in order"),
+        ({"clip_timestamps": "a,b"}, "clip_timestamps 'a,b'"),
+    ],
+)
+def test_bad_option(options: dict[str, object], reason: str) -> None:
+    with pytest.raises(OptionsError, match=reason):
+        checked(**options)
+
+
+def test_defaults_are_openai_whispers() -> None:
+    options = checked()
+    assert options.temperatures == DEFAULT_TEMPERATURES
+    assert (options.beam_size, options.best_of) == (None, 5)
+    assert (options.compression_ratio_threshold, options.logprob_threshold) == (2.4, -1.0)
+    assert options.no_speech_threshold == 0.6
+    assert options.condition_on_previous_text is True
+    assert options.clips is None and options.vad_filter is False
+
+
+def test_language_names_become_codes() -> None:
+    assert checked(language="English").language == "en"
+    assert checked(language="castilian").language == "es"  # openai-whisper's other names
+    assert checked(language="auto").language is None
+    assert checked(allowed_languages=["German", "fr"]).allowed_languages == ("de", "fr")
+
+
+def test_clip_timestamps_become_spans() -> None:
+    assert checked(clip_timestamps="0,10,20").clips == [(0.0, 10.0), (20.0, None)]
+    assert checked(clip_timestamps=[8, 11]).clip_timestamps == (8.0, 11.0)
+    for whole in ("0", [], None):
+        assert checked(clip_timestamps=whole).clips is None
+
+
+def test_faster_whisper_names_are_taken() -> None:
+    assert checked(log_prob_threshold=-0.5).logprob_threshold == -0.5
+
+
+def test_native_parameters() -> None:
+    native = checked(
+        temperature=(0.0, 0.2, 0.4), logprob_threshold=None, task="translate", beam_size=3
+    ).to_native(threads=2)
+    assert (native.temperature, round(native.temperature_inc, 6)) == (0.0, 0.2)
+    assert native.logprob_thold == -math.inf
+    assert native.translate and native.beam_size == 3 and native.n_threads == 2
+    assert checked(suppress_tokens=[-1, 50]).to_native(1).suppress_tokens == [50]
+
+
+def test_the_kinds_table_covers_every_scalar_field() -> None:
+    kinds = _scalar_kinds()
+    assert kinds["beam_size"] is int and kinds["language"] is str
+    assert kinds["max_initial_timestamp"] is float and kinds["vad_filter"] is bool
+    # Options of other shapes are checked by their own rules, not by kind.
+    assert not {"task", "temperature", "allowed_languages", "suppress_tokens"} & set(kinds)
+
+
+def test_adding_an_option_is_one_field(tmp_path) -> None:
+    """max_initial_timestamp is one field of TranscribeOptions: the API, [transcribe] and the
+    result's options take it with nothing else written for it."""
+    from dattavani.config import load_config
+
+    config = tmp_path / "dattavani.toml"
+    config.write_text("[transcribe]\nmax_initial_timestamp = 0.5\n", encoding="utf-8")
+    options = load_config(config, env={}).transcribe.options
+    assert checked(**options).to_dict()["max_initial_timestamp"] == 0.5
+    assert checked(**options).to_native(1).max_initial_ts == 0.5
