@@ -13,7 +13,9 @@ original rate.
 Damaged files: a file that ends before the length its header declares (a cut-off download, a
 recorder that died) or that holds damaged packets is decoded up to the damage, with a logged
 warning naming the file and both durations; players behave the same way, and the speech before the
-cut is usually what the user wants. A file from which nothing at all decodes is an ``AudioError``.
+cut is usually what the user wants. A file from which nothing at all decodes because of damage is an
+``AudioError``; a well-formed file that holds no samples (a WAV of zero frames), like an empty
+array, decodes to an empty array, as faster-whisper's and openai-whisper's decoders give.
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ def load_audio(
 
     Channels are averaged, or ``channel=N`` (0-based) keeps only channel N: the two sides of a
     stereo interview are often two speakers.
+
+    An empty array, or a file that holds no samples, gives an empty array (transcribing it gives
+    no segments).
 
     Raises ``AudioError`` (naming the source and the reason) for anything that is not decodable
     audio, and ``OptionsError`` for a bad ``sample_rate`` or ``channel``.
@@ -123,7 +128,7 @@ def audio_duration(source: AudioSource, sample_rate: int = 16000) -> float:
         if decoder.declared_frames:
             return decoder.declared_frames / decoder.sample_rate
         frames = sum(len(block) for block in decoder.blocks)
-    if frames == 0:
+    if frames == 0 and decoder.problems:
         raise _no_audio_error(decoder, name)
     return frames / decoder.sample_rate
 
@@ -262,9 +267,8 @@ def _path_input(path: str, name: str) -> _Input:
 def _array_to_mono(array: npt.NDArray[Any], channel: int | None, name: str) -> AudioArray:
     if array.ndim not in (1, 2):
         raise AudioError(f"{name}: expected a (frames,) or (frames, channels) array")
-    if array.size == 0:
-        raise AudioError(f"{name}: contains no audio samples")
-    if array.ndim == 2 and array.shape[1] > array.shape[0]:
+    # An array of no frames is empty audio, whatever its number of channels.
+    if array.ndim == 2 and array.shape[1] > array.shape[0] > 0:
         raise AudioError(
             f"{name}: more channels than frames; arrays are (frames, channels), so pass array.T "
             "for a (channels, frames) array"
@@ -389,7 +393,9 @@ def _decode_mono(
         _check_finite(resampled, name, decoded / decoder.sample_rate)
         yield resampled
     if decoded == 0:
-        raise _no_audio_error(decoder, name)
+        if decoder.problems:
+            raise _no_audio_error(decoder, name)
+        return  # a file that holds no samples
     if resampler is not None:
         tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
         _check_finite(tail, name, decoded / decoder.sample_rate)
@@ -398,9 +404,8 @@ def _decode_mono(
 
 
 def _no_audio_error(decoder: _Decoder, name: str) -> AudioError:
-    if decoder.problems:
-        return AudioError(f"{name}: no audio decodes ({'; '.join(decoder.problems)})")
-    return AudioError(f"{name}: contains no audio samples")
+    """A file from which damage let nothing decode (one that holds no samples is no error)."""
+    return AudioError(f"{name}: no audio decodes ({'; '.join(decoder.problems)})")
 
 
 def _report_damage(decoder: _Decoder, decoded: int, name: str) -> None:

@@ -245,10 +245,18 @@ class Transcriber:
         return run.result(duration, time.perf_counter() - started)
 
     def detect_language(self, audio: AudioInput) -> list[tuple[str, float]]:
-        """Probabilities of every language for the first 30 s, most likely first."""
+        """Probabilities of every language for the first 30 s, most likely first.
+
+        An English-only model answers ``[("en", 1.0)]`` for any input. An input that holds no
+        samples (an empty array, a WAV of zero frames) gives ``[]`` on a multilingual model:
+        there is nothing to tell the language from, and :meth:`transcribe` of it gives
+        ``language=""``, as for audio without speech.
+        """
         from .audio import load_audio
 
         samples = load_audio(audio, sample_rate=SAMPLE_RATE)
+        if len(samples) == 0:
+            return [] if self.is_multilingual else [("en", 1.0)]
         return list(self.native_model.detect_language(samples, self.threads))
 
     def transcribe_many(
@@ -470,7 +478,7 @@ class _Run:
             processing_time=processing_time,
             model=self.transcriber.model_name,
             device=self.transcriber.device.name,
-            all_language_probs=self.language_probs or ((language, 1.0),),
+            all_language_probs=self.language_probs or (((language, 1.0),) if language else ()),
             options=self.opts.to_dict(),
         )
 
