@@ -49,6 +49,9 @@ class TranscribeOptions:
     no_speech_threshold: float | None = 0.6
     condition_on_previous_text: bool = True
     initial_prompt: str | None = None
+    # faster-whisper's and openai-whisper's prefix: the text the first 30 s window starts with
+    # (forced tokens, part of the output), to continue a known transcript.
+    prefix: str | None = None
     # faster-whisper's hotwords: words to favour, put in front of every window's prompt.
     hotwords: str | None = None
     # Detection picks the most likely of these languages (None: any language).
@@ -248,7 +251,6 @@ _UNSUPPORTED = {
     "multilingual": "one language is detected (or given) per call",
     "max_new_tokens": "whisper.cpp decodes at most half the text context (224 tokens) per 30 s; "
     "max_tokens_per_segment cuts segments",
-    "prefix": "whisper.cpp cannot force the first tokens; initial_prompt primes the decoder",
     "prompt_reset_on_temperature": "whisper.cpp's fallback keeps the prompt",
     "log_progress": "pass on_progress=, a callback given each fraction done",
 }
@@ -272,6 +274,7 @@ _KINDS: dict[str, type] = {
     "no_speech_threshold": float,
     "condition_on_previous_text": bool,
     "initial_prompt": str,
+    "prefix": str,
     "hotwords": str,
     "carry_initial_prompt": bool,
     "suppress_blank": bool,

@@ -406,6 +406,7 @@ class _Run:
         native_options = self.opts.to_native(self.threads)
         native_options.language = self.language or ""
         native_options.initial_prompt = self._prompt()
+        native_options.prefix = self._prefix()
         native = self.model.transcribe(
             speech,
             native_options,
@@ -457,6 +458,11 @@ class _Run:
         if self.opts.initial_prompt and (self.first_window or self.opts.carry_initial_prompt):
             parts.append(self.opts.initial_prompt.strip())
         return " ".join(parts)
+
+    def _prefix(self) -> str:
+        """The prefix, for the first window only, spaced as faster-whisper tokenizes it."""
+        text = (self.opts.prefix or "").strip()
+        return " " + text if text and self.first_window else ""
 
     def _segment_callback(self, to_time: TimeMap) -> Callable[[_core.Segment], None] | None:
         if self.on_segment is None or self.hallucination_threshold is not None:
