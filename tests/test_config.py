@@ -36,6 +36,7 @@ small-q = { model_id = "openai/whisper-small", precision = "q5_0", revision = "m
 language = "en"
 output_format = "srt,vtt"
 word_timestamps = true
+multilingual = true
 hallucination_silence_threshold = 2
 threads = 4
 beam_size = 5
@@ -78,7 +79,7 @@ def test_seed_example_loads_with_every_value_converted(tmp_path: Path, clean_env
     t = config.transcribe
     assert (t.language, t.output_format, t.word_timestamps) == ("en", ("srt", "vtt"), True)
     assert (t.threads, t.beam_size, t.temperature) == (4, 5, (0.0, 0.2, 0.4))
-    assert t.hallucination_silence_threshold == 2.0
+    assert t.hallucination_silence_threshold == 2.0 and t.multilingual is True
     assert t.device == "auto" and t.overwrite is False  # untouched keys keep their defaults
     assert config.logging.level == "INFO"
     assert config.source == tmp_path / "dattavani.toml"
@@ -172,6 +173,7 @@ def test_environment_beats_the_file_and_the_file_beats_defaults(tmp_path: Path) 
         ("[native_models]\nmax_cached_models = 0", r"allowed: an integer >= 1"),
         ("[native_models]\nfallback_to_cpu = 'yes'", r"fallback_to_cpu = 'yes' .*true or false"),
         ("[transcribe]\nword_timestamps = 1", r"word_timestamps = 1 is invalid \(an integer\)"),
+        ("[transcribe]\nmultilingual = 'yes'", r"multilingual = 'yes' is invalid \(a string\)"),
         ("[transcribe]\nthreads = 2.5", r"threads = 2.5 is invalid \(a float\)"),
         (
             "[transcribe]\nhallucination_silence_threshold = 0",

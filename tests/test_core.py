@@ -367,6 +367,13 @@ def test_bad_options_raise_options_error(transcriber: Transcriber, jfk_samples) 
         ({"suppress_tokens": [60_000]}, "60000 is not a token of this model"),
         ({"prefix": "ask not " * 150}, "prefix is 300 tokens; at most 216 fit in a window"),
         ({"prefix": 5}, "prefix must be a string"),
+        ({"language_detection_segments": 0}, "language_detection_segments must be >= 1"),
+        (
+            {"language_detection_threshold": 1.5},
+            r"language_detection_threshold must be in \[0, 1\]",
+        ),
+        ({"multilingual": "yes"}, "multilingual must be True or False"),
+        ({"multilingual": True, "language": "en"}, "give allowed_languages= to limit the choice"),
         ({"repetition_penalty": 0.0}, "repetition_penalty must be > 0"),
         ({"no_repeat_ngram_size": -1}, "no_repeat_ngram_size must be >= 0"),
         ({"logprob_threshold": -1, "log_prob_threshold": -1}, "not both"),

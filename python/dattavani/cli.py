@@ -177,6 +177,9 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     on_off = argparse.BooleanOptionalAction
     parser.add_argument("--word-timestamps", action=on_off, help="times for every word")
     parser.add_argument(
+        "--multilingual", action=on_off, help="detect and decode each 30 s window's own language"
+    )
+    parser.add_argument(
         "--hallucination-silence-threshold",
         type=float,
         metavar="SECONDS",
@@ -573,6 +576,7 @@ def run_transcribe(args: argparse.Namespace, config: Config) -> int:
         "beam_size": pick(args.beam_size, defaults.beam_size),
         "initial_prompt": pick(args.initial_prompt, defaults.initial_prompt),
         "word_timestamps": pick(args.word_timestamps, defaults.word_timestamps),
+        "multilingual": pick(args.multilingual, defaults.multilingual),
         "hallucination_silence_threshold": pick(
             args.hallucination_silence_threshold, defaults.hallucination_silence_threshold
         ),

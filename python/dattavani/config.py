@@ -82,6 +82,7 @@ class TranscribeConfig:
     output_format: tuple[str, ...] = ("all",)
     output_dir: Path | None = None
     word_timestamps: bool = False
+    multilingual: bool = False
     hallucination_silence_threshold: float | None = None
     vad: bool = False
     device: str = "auto"
@@ -307,6 +308,7 @@ _TRANSCRIBE_CHECKS: _Checks = {
     "output_format": _formats,
     "output_dir": _path,
     "word_timestamps": _boolean,
+    "multilingual": _boolean,
     "hallucination_silence_threshold": _positive_number,
     "vad": _boolean,
     "device": _string,

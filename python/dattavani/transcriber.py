@@ -39,6 +39,9 @@ SAMPLE_RATE = 16000
 #: gave f16's words greedily in 5-9% less time, with half the weights' memory (with beam search a
 #: word differs either way; bench/results/cpu-2t-f16-q8_0.md, docs/models.md). GPUs get f16.
 CPU_PRECISION = "q8_0"
+#: With ``multilingual=True`` the audio is cut (at silences) into windows of at most whisper's
+#: 30 s, each detected and decoded in its own language, as faster-whisper does per 30 s window.
+MULTILINGUAL_WINDOW_SECONDS = 30.0
 
 
 def default_threads() -> int:
@@ -221,7 +224,8 @@ class Transcriber:
 
         Options are openai-whisper's (see :class:`~dattavani.options.TranscribeOptions` and
         ``docs/options.md``): ``language``, ``task``, ``beam_size``, ``temperature``,
-        ``initial_prompt``, ``hotwords``, ``word_timestamps``... ``vad_filter`` skips
+        ``initial_prompt``, ``prefix``, ``hotwords``, ``word_timestamps``, ``multilingual`` (a
+        language detected and decoded per 30 s window)... ``vad_filter`` skips
         non-speech (Silero VAD; ``vad_parameters`` as faster-whisper's) and ``clip_timestamps``
         (``[start, end, start, end, ...]`` seconds, or ``"0,10,20,30"``) transcribes only those
         spans; times are always on the original timeline. ``on_progress(fraction)`` and
@@ -236,7 +240,8 @@ class Transcriber:
         if on_progress is not None:
             run.progress = _Progress(on_progress, self._expected_duration(audio))
         covered = 0
-        for offset, samples in self._windows(audio, clips):
+        window_seconds = MULTILINGUAL_WINDOW_SECONDS if run.multilingual else self.window_seconds
+        for offset, samples in self._windows(audio, clips, window_seconds):
             run.window(offset / SAMPLE_RATE, samples)
             covered = max(covered, offset + len(samples))
         if run.progress is not None:
@@ -294,7 +299,10 @@ class Transcriber:
             raise
 
     def _windows(
-        self, audio: AudioInput, clips: list[tuple[float, float | None]] | None
+        self,
+        audio: AudioInput,
+        clips: list[tuple[float, float | None]] | None,
+        window_seconds: float,
     ) -> Iterator[tuple[int, np.ndarray]]:
         """``(offset in samples, 16 kHz samples)`` windows covering the input or its clips."""
         from .audio import iter_audio, load_audio
@@ -305,13 +313,13 @@ class Transcriber:
                 if isinstance(audio, np.ndarray)
                 else iter_audio(audio, chunk_seconds=30.0)
             )
-            yield from cut_windows(chunks, self.window_seconds)
+            yield from cut_windows(chunks, window_seconds)
             return
         samples = load_audio(audio)
         for start, end in clips:
             a = min(round(start * SAMPLE_RATE), len(samples))
             b = len(samples) if end is None else min(round(end * SAMPLE_RATE), len(samples))
-            for offset, window in cut_windows([samples[a:b]], self.window_seconds):
+            for offset, window in cut_windows([samples[a:b]], window_seconds):
                 yield a + offset, window
 
     @staticmethod
@@ -383,6 +391,9 @@ class _Run:
             )
         # Segments are then reported after each window, once the suspect ones are dropped.
         self.hallucination_threshold = threshold if opts.word_timestamps else None
+        self.multilingual = opts.multilingual and self.model.is_multilingual
+        if opts.multilingual and not self.multilingual:
+            logger.warning("multilingual=True needs a multilingual model; English-only: ignored")
 
     def window(self, offset: float, samples: np.ndarray) -> None:
         speech_map: SpeechMap | None = None
@@ -403,22 +414,25 @@ class _Run:
 
         if self.language is None and self.model.is_multilingual:
             self._detect_language(speech)
+        language = self._window_language(speech)
         native_options = self.opts.to_native(self.threads)
-        native_options.language = self.language or ""
+        native_options.language = language
         native_options.initial_prompt = self._prompt()
         native_options.prefix = self._prefix()
         native = self.model.transcribe(
             speech,
             native_options,
             self.progress.for_window(offset, len(samples) / SAMPLE_RATE) if self.progress else None,
-            self._segment_callback(to_time),
+            self._segment_callback(to_time, language),
             self.cancel,
         )
         if self.language is None:
             self.language = native.language
             self.language_probability = float(native.language_probability)
             self.language_probs = tuple((lang, float(p)) for lang, p in native.language_probs)
-        build = SegmentBuilder(len(self.segments), self.opts, to_time, self.last_speech_end)
+        build = SegmentBuilder(
+            len(self.segments), self.opts, to_time, self.last_speech_end, language
+        )
         segments = [build(s) for s in native.segments]
         if self.hallucination_threshold is None:
             self.last_speech_end = build.last_speech_end
@@ -435,14 +449,49 @@ class _Run:
         self.first_window = False
 
     def _detect_language(self, speech: np.ndarray) -> None:
-        probs = [(lang, float(p)) for lang, p in self.model.detect_language(speech, self.threads)]
+        """The call's language, detected as faster-whisper does: over up to
+        ``language_detection_segments`` 30 s windows of the first window's speech, until one's
+        most likely language is more probable than ``language_detection_threshold``; failing
+        that, the language most of them gave (the first on a tie), at its highest probability.
+        """
+        span = 30 * SAMPLE_RATE
+        count = min(self.opts.language_detection_segments, max(1, -(-len(speech) // span)))
+        votes: dict[str, list[float]] = {}
+        for k in range(count):
+            language, probability, self.language_probs = self._most_likely_language(
+                speech[k * span : (k + 1) * span]
+            )
+            if probability > self.opts.language_detection_threshold:
+                break
+            votes.setdefault(language, []).append(probability)
+        else:
+            language = max(votes, key=lambda candidate: len(votes[candidate]))
+            probability = max(votes[language])
+        self.language, self.language_probability = language, probability
+        logger.info("detected language %s (p=%.2f)", self.language, self.language_probability)
+
+    def _most_likely_language(
+        self, samples: np.ndarray
+    ) -> tuple[str, float, tuple[tuple[str, float], ...]]:
+        """The most likely allowed language of the first 30 s of ``samples``, its probability,
+        and the probabilities of all."""
+        probs = tuple(
+            (lang, float(p)) for lang, p in self.model.detect_language(samples, self.threads)
+        )
         allowed = self.opts.allowed_languages
         candidates = [lp for lp in probs if not allowed or lp[0] in allowed]
         if not candidates:
             raise OptionsError(f"allowed_languages {allowed} holds no language whisper knows")
-        self.language, self.language_probability = candidates[0]
-        self.language_probs = tuple(probs)
-        logger.info("detected language %s (p=%.2f)", self.language, self.language_probability)
+        return (*candidates[0], probs)
+
+    def _window_language(self, speech: np.ndarray) -> str:
+        """The language a window is decoded in: with multilingual, the one detected for it;
+        else the call's (English on an English-only model)."""
+        if not self.multilingual:
+            return self.language or "en"
+        language, probability, _ = self._most_likely_language(speech)
+        logger.info("window language %s (p=%.2f)", language, probability)
+        return language
 
     def _prompt(self) -> str:
         """hotwords, then the user's prompt (first window, or every one with carry).
@@ -464,12 +513,16 @@ class _Run:
         text = (self.opts.prefix or "").strip()
         return " " + text if text and self.first_window else ""
 
-    def _segment_callback(self, to_time: TimeMap) -> Callable[[_core.Segment], None] | None:
+    def _segment_callback(
+        self, to_time: TimeMap, language: str
+    ) -> Callable[[_core.Segment], None] | None:
         if self.on_segment is None or self.hallucination_threshold is not None:
             return None
         callback = self.on_segment
         # Its own builder, from the same start as the one that keeps the segments after the call.
-        build = SegmentBuilder(len(self.segments), self.opts, to_time, self.last_speech_end)
+        build = SegmentBuilder(
+            len(self.segments), self.opts, to_time, self.last_speech_end, language
+        )
         return lambda native: callback(build(native))
 
     def result(self, duration: float, processing_time: float) -> TranscriptionResult:
