@@ -265,7 +265,9 @@ _UNSUPPORTED = {
     "chunk_length": "whisper.cpp decodes 30 s windows, the length the models were trained on",
     "max_new_tokens": "whisper.cpp decodes at most half the text context (224 tokens) per 30 s; "
     "max_tokens_per_segment cuts segments",
-    "prompt_reset_on_temperature": "whisper.cpp's fallback keeps the prompt",
+    "prompt_reset_on_temperature": "whisper.cpp decodes without the previous text from a fallback "
+    "temperature of 0.5 (faster-whisper's default), a cutoff it does not let be changed; "
+    "condition_on_previous_text=False drops it everywhere",
     "log_progress": "pass on_progress=, a callback given each fraction done",
 }
 
