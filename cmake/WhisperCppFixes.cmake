@@ -158,14 +158,83 @@ static struct ggml_cgraph * whisper_build_graph_decoder(
                         params.new_segment_callback(ctx, state, n_segments, params.new_segment_callback_user_data);
 ]=])
 
-    # Without timestamp tokens (no_timestamps, batched transcription's default) a segment's start
-    # was computed from the timestamp token sampled beside its first text token, which is never
-    # sampled then (0): every segment started about 1000 s before the audio did. It starts where
-    # the decoded 30 s step starts, as its end is where the step ends.
+    # faster-whisper's and openai-whisper's prefix: the first window's text starts with given
+    # tokens, forced after the start-of-transcript tokens (with timestamps, after a timestamp at
+    # 0, as faster-whisper puts it), then decoded on from. whisper.cpp has no such parameter.
+    # whisper_full_params gains the tokens; at the call's first window (each temperature of it),
+    # a decoder's step whose index holds a forced token can give only that token (probability 1),
+    # in greedy decoding, sampling and beam search alike. The tokens are part of the output, as
+    # in faster-whisper, and of the next window's prompt.
+    dattavani_replace_once("${dir}/include/whisper.h" [=[
+        whisper_vad_params vad_params;
+    };
+]=] [=[
+        whisper_vad_params vad_params;
+
+        // dattavani: tokens forced at the start of the first window's text (a prefix).
+        const whisper_token * prefix_tokens;
+        int                   prefix_n_tokens;
+    };
+]=])
+    dattavani_replace_once("${source}" [=[
+        /* vad_params =*/ whisper_vad_default_params(),
+]=] [=[
+        /* vad_params =*/ whisper_vad_default_params(),
+
+        /*.prefix_tokens   =*/ nullptr,
+        /*.prefix_n_tokens =*/ 0,
+]=])
+    dattavani_replace_once("${source}" [=[
+    std::vector<whisper_token>   prompt_past1; // dynamic context from decoded output
+]=] [=[
+    std::vector<whisper_token>   prompt_past1; // dynamic context from decoded output
+
+    // dattavani: the tokens the current window's text must start with (the prefix).
+    std::vector<whisper_token>   tokens_forced;
+]=])
+    dattavani_replace_once("${source}" [=[
+                // init new transcription with sot, language (opt) and task tokens
+                prompt.insert(prompt.end(), prompt_init.begin(), prompt_init.end());
+]=] [=[
+                // init new transcription with sot, language (opt) and task tokens
+                prompt.insert(prompt.end(), prompt_init.begin(), prompt_init.end());
+
+                // dattavani: the prefix, at the call's first window only.
+                state->tokens_forced.clear();
+                if (seek == seek_start && params.prefix_n_tokens > 0) {
+                    if (!params.no_timestamps) {
+                        state->tokens_forced.push_back(whisper_token_beg(ctx));
+                    }
+                    state->tokens_forced.insert(state->tokens_forced.end(), params.prefix_tokens,
+                                                params.prefix_tokens + params.prefix_n_tokens);
+                }
+]=])
+    dattavani_replace_once("${source}" [=[
+    // compute probs
+    whisper_compute_probs(logits, n_logits, logprobs, probs);
+]=] [=[
+    // dattavani: at a step that has a forced token (the prefix), it is the only possible one.
+    if (tokens_cur.size() < state.tokens_forced.size()) {
+        const whisper_token forced = state.tokens_forced[tokens_cur.size()];
+        std::fill(logits.begin(), logits.end(), -INFINITY);
+        std::fill(logprobs.begin(), logprobs.end(), -INFINITY);
+        logits[forced]   = 0.0f;
+        logprobs[forced] = 0.0f;
+    }
+
+    // compute probs
+    whisper_compute_probs(logits, n_logits, logprobs, probs);
+]=])
+
+    # A window decoded without timestamps (without_timestamps=True, whisper.cpp's no_timestamps)
+    # began its segment at the "timestamp" of its first text token: its most likely timestamp,
+    # which is no token at all when timestamps are suppressed (id 0), so jfk's one segment began
+    # at -1007.26 s. As in openai-whisper, such a segment begins where its window does.
     dattavani_replace_once("${source}" [=[
                 auto t0 = seek + 2*(tokens_cur.front().tid - whisper_token_beg(ctx));
 ]=] [=[
-                // dattavani: without timestamp tokens the segment starts with the step.
-                auto t0 = params.no_timestamps ? seek : seek + 2*(tokens_cur.front().tid - whisper_token_beg(ctx));
+                // dattavani: the window's start when the text does not start with a timestamp.
+                auto t0 = tokens_cur.front().id >= whisper_token_beg(ctx)
+                        ? seek + 2*(tokens_cur.front().tid - whisper_token_beg(ctx)) : seek;
 ]=])
 endfunction()

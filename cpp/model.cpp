@@ -415,6 +415,24 @@ transcription model::transcribe(const float * pcm, size_t n_samples, const trans
     p.audio_ctx = o.audio_ctx;
     p.suppress_regex = o.suppress_regex.empty() ? nullptr : o.suppress_regex.c_str();
     p.initial_prompt = o.initial_prompt.empty() ? nullptr : o.initial_prompt.c_str();
+    // faster-whisper's prefix: forced as the first window's first tokens (after a timestamp at 0)
+    // by whisper.cpp's decoder, fixed at extraction (cmake/WhisperCppFixes.cmake). Room is left
+    // for the timestamp and a few decoded tokens within the window's half of the text context.
+    const std::vector<int> prefix_tokens = o.prefix.empty() ? std::vector<int>() : tokenize(o.prefix);
+    const int max_prefix_tokens = whisper_n_text_ctx(ctx_.get()) / 2 - 8;
+    if (static_cast<int>(prefix_tokens.size()) > max_prefix_tokens) {
+        throw options_error("prefix is " + std::to_string(prefix_tokens.size()) + " tokens; at most " +
+                            std::to_string(max_prefix_tokens) + " fit in a window");
+    }
+#ifdef DATTAVANI_WHISPER_CPP_FIXED
+    p.prefix_tokens = prefix_tokens.data();
+    p.prefix_n_tokens = static_cast<int>(prefix_tokens.size());
+#else
+    if (!prefix_tokens.empty()) {
+        throw options_error("prefix needs whisper.cpp with dattavani's fixes (cmake/WhisperCppFixes.cmake); "
+                            "this build uses a checkout as it is (DATTAVANI_WHISPER_CPP_DIR)");
+    }
+#endif
     p.carry_initial_prompt = o.carry_initial_prompt;
     p.language = result.language.c_str();
     p.detect_language = false;

@@ -46,6 +46,7 @@ struct transcribe_options {
     float length_penalty = -1.0f;
     float max_initial_ts = 1.0f;
     std::string initial_prompt;
+    std::string prefix;    // the text the call's first 30 s window starts with ("" = none)
     bool carry_initial_prompt = false;
     bool condition_on_previous_text = true;
     bool suppress_blank = true;

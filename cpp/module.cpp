@@ -155,6 +155,7 @@ PYBIND11_MODULE(_core, m) {
         .def_readwrite("length_penalty", &transcribe_options::length_penalty)
         .def_readwrite("max_initial_ts", &transcribe_options::max_initial_ts)
         .def_readwrite("initial_prompt", &transcribe_options::initial_prompt)
+        .def_readwrite("prefix", &transcribe_options::prefix)
         .def_readwrite("carry_initial_prompt", &transcribe_options::carry_initial_prompt)
         .def_readwrite("condition_on_previous_text", &transcribe_options::condition_on_previous_text)
         .def_readwrite("suppress_blank", &transcribe_options::suppress_blank)

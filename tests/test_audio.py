@@ -14,6 +14,8 @@ import struct
 import tempfile
 import threading
 import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from fractions import Fraction
 from pathlib import Path
 
@@ -169,14 +171,15 @@ def test_other_output_rates_and_the_default_agree(jfk_files) -> None:
     assert correlation(soxr.resample(at_48k, 48000, 16000), load_audio(path)) > 0.999
 
 
-@pytest.mark.parametrize(
-    ("container_format", "audio_codec", "video_codec", "suffix"),
-    [
-        ("mp4", "aac", "mpeg4", ".mp4"),
-        ("matroska", "flac", "mpeg4", ".mkv"),
-        ("webm", "libopus", "libvpx", ".webm"),
-    ],
+#: (container, audio encoder, video encoder, suffix) of the video files the tests make.
+VIDEO_FILES = (
+    ("mp4", "aac", "mpeg4", ".mp4"),
+    ("matroska", "flac", "mpeg4", ".mkv"),
+    ("webm", "libopus", "libvpx", ".webm"),
 )
+
+
+@pytest.mark.parametrize(("container_format", "audio_codec", "video_codec", "suffix"), VIDEO_FILES)
 def test_the_audio_track_of_a_video_file(
     jfk_audio: Path, tmp_path: Path, container_format, audio_codec, video_codec, suffix
 ) -> None:
@@ -189,6 +192,97 @@ def test_the_audio_track_of_a_video_file(
     audio = load_audio(path)
     assert len(audio) == pytest.approx(JFK_SECONDS * 16000, rel=0.01)
     assert correlation(audio, reference_16k(samples, 48000)) > 0.9
+
+
+#: jfk.mp3 as the ffmpeg command decodes it, made once (FFmpeg 5.1.9, Debian 12) with
+#:     ffmpeg -nostdin -i ../shared/audio/jfk.mp3 -ac 1 -ar 16000 -f f32le jfk.f32
+#: and summarised with numpy: its length, the RMS of each second, its peak (value and index) and
+#: six samples at a few offsets. The file is 16 kHz mono, so no resampler is involved.
+FFMPEG_JFK_MP3 = {
+    "length": 176000,
+    "rms_per_second": (
+        0.212823,
+        0.2284138,
+        0.01548031,
+        0.147552,
+        0.1305766,
+        0.1268311,
+        0.1238351,
+        0.1290781,
+        0.1392853,
+        0.1212706,
+        0.05833498,
+    ),
+    "peak": (0.7821983, 11906),
+    "samples": {
+        8000: (-0.05071123, -0.05011969, -0.06651333, -0.0859608, -0.09039499, -0.07272919),
+        40000: (0.02664767, 0.02192528, 0.01934387, 0.01831018, 0.01697609, 0.01586262),
+        96000: (0.3821425, 0.5156972, 0.5988096, 0.5936902, 0.5049593, 0.3693879),
+        150000: (-0.01211612, -0.02191294, -0.0274048, -0.03175798, -0.0361933, -0.04164938),
+    },
+}
+#: How far a decoded sample may be from ffmpeg's: FFmpeg versions and CPUs round the MP3
+#: synthesis filter differently in the last bits (PyAV 18.1's FFmpeg 8.1 gave exactly Debian's
+#: FFmpeg 5.1.9 samples; libsndfile's libmpg123 differs by up to 2.4e-6).
+FFMPEG_TOLERANCE = 1e-5
+
+
+def test_mp3_decodes_to_what_the_ffmpeg_command_gives(jfk_mp3: Path) -> None:
+    audio = load_audio(jfk_mp3)
+    assert len(audio) == FFMPEG_JFK_MP3["length"]
+    rms = [
+        float(np.sqrt(np.mean(audio[i : i + 16000].astype(np.float64) ** 2)))
+        for i in range(0, 176000, 16000)
+    ]
+    np.testing.assert_allclose(rms, FFMPEG_JFK_MP3["rms_per_second"], atol=FFMPEG_TOLERANCE)
+    peak, at = FFMPEG_JFK_MP3["peak"]
+    assert int(np.abs(audio).argmax()) == at
+    assert abs(float(np.abs(audio).max()) - peak) <= FFMPEG_TOLERANCE
+    for offset, expected in FFMPEG_JFK_MP3["samples"].items():
+        np.testing.assert_allclose(audio[offset : offset + 6], expected, atol=FFMPEG_TOLERANCE)
+
+
+@contextmanager
+def captured_fd2() -> Iterator[tempfile._TemporaryFileWrapper]:
+    """File descriptor 2 pointed at a temporary file: what C libraries write to stderr lands
+    there, whatever Python's sys.stderr is."""
+    with tempfile.TemporaryFile() as capture:
+        saved = os.dup(2)
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield capture
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def test_decoding_writes_nothing_to_stderr(
+    jfk_files, jfk_audio: Path, jfk_mp3: Path, tmp_path: Path
+) -> None:
+    # Every file the tests make (each format, rate and layout; the video files), jfk.mp3, and
+    # each of them cut in half (the damage path), through every decoding entry point.
+    samples = jfk_at(jfk_audio, 48000, "stereo")
+    videos = [
+        encode(samples, 48000, tmp_path / f"talk{suffix}", container, audio_codec, video_codec)
+        for container, audio_codec, video_codec, suffix in VIDEO_FILES
+    ]
+    whole = [*jfk_files.values(), *videos, jfk_mp3]
+    cut = []
+    for path in whole:
+        data = path.read_bytes()
+        cut.append(tmp_path / f"cut-{path.parent.name}-{path.name}")
+        cut[-1].write_bytes(data[: len(data) // 2])
+    with captured_fd2() as stderr:
+        for path in whole:
+            assert len(load_audio(path)) > 0
+            assert audio_duration(path) > 0
+        for path in cut:
+            # An M4A/MP4 cut before its index has nothing to decode: an AudioError.
+            with suppress(AudioError):
+                sum(len(chunk) for chunk in iter_audio(path))
+        stderr.seek(0)
+        written = stderr.read()
+    assert written == b"", written.decode(errors="replace")[:2000]
 
 
 def stereo_of_two_speakers(jfk_audio: Path, rate: int) -> np.ndarray:
@@ -316,7 +410,6 @@ def test_float32_arrays_pass_through_without_a_copy() -> None:
     [
         (np.array([0.0, np.nan, 0.1], np.float32), "NaN or infinite"),
         (np.array([0.0, np.inf], np.float64), "NaN or infinite"),
-        (np.zeros(0, np.float32), "no audio samples"),
         (np.zeros((10, 2, 2), np.float32), r"\(frames,\) or \(frames, channels\)"),
         (np.zeros((2, 16000), np.float32), "pass array.T"),
         (np.zeros(10, np.complex64), "not audio"),
@@ -491,10 +584,16 @@ def test_files_cut_before_any_audio_are_errors(jfk_files, tmp_path: Path, fmt, k
     assert_audio_error(path, "not a readable audio or video file")
 
 
-def test_zero_length_audio(tmp_path: Path) -> None:
+def test_audio_of_no_samples_is_an_empty_array(tmp_path: Path) -> None:
+    # faster-whisper's decode_audio and openai-whisper's load_audio give an empty array too.
     path = tmp_path / "nothing.wav"
-    path.write_bytes(wav_bytes(np.zeros(0, np.int16), 16000))
-    assert_audio_error(path, "contains no audio samples")
+    path.write_bytes(wav_bytes(np.zeros(0, np.int16), 44100))
+    arrays = [np.zeros(0, np.float32), np.zeros(0, np.int16), np.zeros((0, 2), np.float64)]
+    for source in [path, path.read_bytes(), *arrays]:
+        audio = load_audio(source)
+        assert audio.dtype == np.float32 and audio.shape == (0,)
+        assert list(iter_audio(source)) == []
+        assert audio_duration(source) == 0.0
 
 
 @pytest.mark.parametrize(

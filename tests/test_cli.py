@@ -242,6 +242,11 @@ def test_bad_files_are_reported_the_rest_done_and_nothing_overwritten(
             "hallucination_silence_threshold must be > 0",
         ),
         (["transcribe", "x.wav", "--language", "klingon"], None, "unknown language 'klingon'"),
+        (
+            ["transcribe", "x.wav", "--multilingual", "-l", "de"],
+            None,
+            "multilingual=True detects the language of each window",
+        ),
         (["transcribe", "x.wav", "--model", "no-such.bin"], None, "no-such.bin"),
         (["transcribe", "x.wav", "-m", "{model}", "--device", "tpu"], None, "unknown device"),
         (["info"], "[transcribe]\nbeam = 5\n", "unknown key transcribe.beam"),

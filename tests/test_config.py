@@ -174,6 +174,7 @@ def test_environment_beats_the_file_and_the_file_beats_defaults(tmp_path: Path) 
         ("[native_models]\nmax_cached_models = 0", r"allowed: an integer >= 1"),
         ("[native_models]\nfallback_to_cpu = 'yes'", r"fallback_to_cpu = 'yes' .*true or false"),
         ("[transcribe]\nword_timestamps = 1", r"word_timestamps = 1 is invalid \(an integer\)"),
+        ("[transcribe]\nmultilingual = 'yes'", r"multilingual = 'yes' is invalid \(a string\)"),
         ("[transcribe]\nthreads = 2.5", r"threads = 2.5 is invalid \(a float\)"),
         (
             "[transcribe]\nhallucination_silence_threshold = 0",
@@ -358,6 +359,7 @@ def test_any_transcription_option_is_a_transcribe_key(tmp_path: Path, clean_env:
         language = "English"
         temperature = "0,0.5"
         suppress_tokens = [-1, 50]
+        batch_size = 8
         """,
     )
     options = load_config(path, env={}).transcribe.options
@@ -366,4 +368,7 @@ def test_any_transcription_option_is_a_transcribe_key(tmp_path: Path, clean_env:
         "language": "en",
         "temperature": (0.0, 0.5),
         "suppress_tokens": (-1, 50),
+        "batch_size": 8,
     }
+    multilingual = write(tmp_path, "[transcribe]\nmultilingual = true\n")
+    assert load_config(multilingual, env={}).transcribe.options == {"multilingual": True}

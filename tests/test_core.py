@@ -115,6 +115,41 @@ def test_one_beam_is_greedy(transcriber: Transcriber, jfk_samples) -> None:
     assert one_beam.segments == transcriber.transcribe(jfk_samples).segments
 
 
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"beam_size": 5}, {"word_timestamps": True}, {"without_timestamps": True}],
+    ids=str,
+)
+def test_prefix_starts_the_transcript_and_keeps_its_times(
+    transcriber: Transcriber, jfk_samples, options: dict
+) -> None:
+    # faster-whisper's prefix: the first window's first tokens, forced after the start of
+    # transcript (and a timestamp at 0) by whisper.cpp's decoder, fixed at extraction.
+    result = transcriber.transcribe(jfk_samples, prefix="And so my fellow Americans", **options)
+    assert words(result.text) == JFK_WORDS
+    assert result.segments[0].text.startswith(" And so my fellow Americans")
+    assert result.segments[0].start == 0.0
+    assert 10.0 <= result.segments[-1].end <= 11.0
+    assert result.options["prefix"] == "And so my fellow Americans"
+
+
+def test_prefix_is_forced_in_the_first_window_only(
+    transcriber: Transcriber, tiny_en_ggml: Path, jfk_samples
+) -> None:
+    # jfk, 25 s of silence, jfk again: two of whisper.cpp's 30 s windows in one call (greedy),
+    # and two calls with 30 s windows (beam search). A prefix the speech does not say is written
+    # once, at the start.
+    audio = np.concatenate([jfk_samples, np.zeros(25 * 16000, np.float32), jfk_samples])
+    short_windows = Transcriber(tiny_en_ggml, device=transcriber.device.name, window_seconds=30)
+    for engine, beam_size in ((transcriber, None), (short_windows, 5)):
+        result = engine.transcribe(audio, prefix=" And so my fellow citizens ", beam_size=beam_size)
+        got = words(result.text)
+        assert got[:5] == ["and", "so", "my", "fellow", "citizens"], result.text
+        assert got.count("citizens") == 1 and got.count("americans") == 1, result.text
+        assert got[-len(JFK_WORDS) :] == JFK_WORDS, result.text
+        assert result.segments[0].start == 0.0
+
+
 @pytest.mark.parametrize("beam_size", [None, 5])
 def test_silence_after_speech_gives_no_segment(
     transcriber: Transcriber, jfk_samples, beam_size: int | None
@@ -311,6 +346,8 @@ def test_bad_options_raise_options_error(transcriber: Transcriber, jfk_samples) 
         ({"beam_size": 0}, "beam_size"),
         ({"suppress_regex": "(["}, "not a valid regular expression"),
         ({"suppress_tokens": [60_000]}, "60000 is not a token of this model"),
+        # The prefix's length in tokens needs the model's vocabulary.
+        ({"prefix": "ask not " * 150}, "prefix is 300 tokens; at most 216 fit in a window"),
     ]:
         with pytest.raises(OptionsError, match=reason):
             transcriber.transcribe(jfk_samples, **options)

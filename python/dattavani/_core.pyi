@@ -30,6 +30,7 @@ class TranscribeOptions:
     length_penalty: float
     max_initial_ts: float
     initial_prompt: str
+    prefix: str
     carry_initial_prompt: bool
     condition_on_previous_text: bool
     suppress_blank: bool

@@ -1,9 +1,10 @@
 """Audio input: a file, bytes, a stream or an array, to mono float32 at the model's sample rate.
 
 Files are decoded block by block (libsndfile through ``soundfile`` first, FFmpeg through PyAV for
-what libsndfile cannot read: M4A/AAC, MP4, MKV, WebM, ...), each block downmixed (or one channel
-picked) and resampled by soxr's streaming resampler, so a long file is never held in memory at its
-original rate.
+what libsndfile cannot read: M4A/AAC, MP4, MKV, WebM, ..., and for MP3), each block downmixed (or
+one channel picked) and resampled by soxr's streaming resampler, so a long file is never held in
+memory at its original rate. Nothing is written to the process's stderr while decoding: MP3 is
+left to FFmpeg because libsndfile decodes it through libmpg123, which prints its warnings there.
 
 >>> from dattavani import load_audio
 >>> audio = load_audio("interview.m4a", channel=1)   # doctest: +SKIP
@@ -13,7 +14,9 @@ original rate.
 Damaged files: a file that ends before the length its header declares (a cut-off download, a
 recorder that died) or that holds damaged packets is decoded up to the damage, with a logged
 warning naming the file and both durations; players behave the same way, and the speech before the
-cut is usually what the user wants. A file from which nothing at all decodes is an ``AudioError``.
+cut is usually what the user wants. A file from which nothing at all decodes because of damage is an
+``AudioError``; a well-formed file that holds no samples (a WAV of zero frames), like an empty
+array, decodes to an empty array, as faster-whisper's and openai-whisper's decoders give.
 """
 
 from __future__ import annotations
@@ -69,6 +72,9 @@ def load_audio(
 
     Channels are averaged, or ``channel=N`` (0-based) keeps only channel N: the two sides of a
     stereo interview are often two speakers.
+
+    An empty array, or a file that holds no samples, gives an empty array (transcribing it gives
+    no segments).
 
     Raises ``AudioError`` (naming the source and the reason) for anything that is not decodable
     audio, and ``OptionsError`` for a bad ``sample_rate`` or ``channel``.
@@ -126,7 +132,7 @@ def audio_duration(source: AudioSource, sample_rate: int = 16000) -> float:
         if decoder.declared_frames:
             return decoder.declared_frames / decoder.sample_rate
         frames = sum(len(block) for block in decoder.blocks)
-    if frames == 0:
+    if frames == 0 and decoder.problems:
         raise _no_audio_error(decoder, name)
     return frames / decoder.sample_rate
 
@@ -265,9 +271,8 @@ def _path_input(path: str, name: str) -> _Input:
 def _array_to_mono(array: npt.NDArray[Any], channel: int | None, name: str) -> AudioArray:
     if array.ndim not in (1, 2):
         raise AudioError(f"{name}: expected a (frames,) or (frames, channels) array")
-    if array.size == 0:
-        raise AudioError(f"{name}: contains no audio samples")
-    if array.ndim == 2 and array.shape[1] > array.shape[0]:
+    # An array of no frames is empty audio, whatever its number of channels.
+    if array.ndim == 2 and array.shape[1] > array.shape[0] > 0:
         raise AudioError(
             f"{name}: more channels than frames; arrays are (frames, channels), so pass array.T "
             "for a (channels, frames) array"
@@ -343,11 +348,15 @@ class _Decoder:
 
 @contextmanager
 def _open_decoder(source: _Input, name: str) -> Iterator[_Decoder]:
-    """libsndfile if it can read the data, else FFmpeg; AudioError if neither can."""
+    """libsndfile if it can read the data, else FFmpeg; FFmpeg alone for MPEG audio; AudioError if
+    none can."""
     reasons = []
+    openers = [("libsndfile", _soundfile_decoder), ("FFmpeg", _pyav_decoder)]
+    if _is_mpeg_audio(source.head(4)):
+        openers = openers[1:]
     with ExitStack() as stack:
         decoder: _Decoder | None = None
-        for library, opener in (("libsndfile", _soundfile_decoder), ("FFmpeg", _pyav_decoder)):
+        for library, opener in openers:
             source.rewind()
             try:
                 decoder = stack.enter_context(opener(source, name))
@@ -365,6 +374,20 @@ def _open_decoder(source: _Input, name: str) -> Iterator[_Decoder]:
         if decoder.channels < 1:
             raise AudioError(f"{name}: its header declares {decoder.channels} channels")
         yield decoder
+
+
+def _is_mpeg_audio(head: bytes) -> bool:
+    """Whether data starts as libsndfile recognises MPEG audio (MP3, MP2): an ID3 tag, or the sync
+    bits of a layer I-III frame header (not ADTS AAC, whose layer bits are 0).
+
+    libsndfile decodes it through libmpg123, which prints a warning to the process's stderr for
+    each frame it finds odd (jfk.mp3: four lines of ``part2_3_length (...) too large``), out of
+    reach of any logging setting. FFmpeg decodes the same samples (tests/test_audio.py compares
+    with the ``ffmpeg`` command's) and writes nothing (PyAV leaves FFmpeg's log off).
+    """
+    if head.startswith(b"ID3"):
+        return True
+    return len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06 != 0
 
 
 def _decode_mono(
@@ -392,7 +415,9 @@ def _decode_mono(
         _check_finite(resampled, name, decoded / decoder.sample_rate)
         yield resampled
     if decoded == 0:
-        raise _no_audio_error(decoder, name)
+        if decoder.problems:
+            raise _no_audio_error(decoder, name)
+        return  # a file that holds no samples
     if resampler is not None:
         tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
         _check_finite(tail, name, decoded / decoder.sample_rate)
@@ -401,9 +426,8 @@ def _decode_mono(
 
 
 def _no_audio_error(decoder: _Decoder, name: str) -> AudioError:
-    if decoder.problems:
-        return AudioError(f"{name}: no audio decodes ({'; '.join(decoder.problems)})")
-    return AudioError(f"{name}: contains no audio samples")
+    """A file from which damage let nothing decode (one that holds no samples is no error)."""
+    return AudioError(f"{name}: no audio decodes ({'; '.join(decoder.problems)})")
 
 
 def _report_damage(decoder: _Decoder, decoded: int, name: str) -> None:

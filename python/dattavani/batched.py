@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     from . import _core
     from .transcriber import _Run
 
+#: A chunk's decoding under way: its language and whisper.cpp's result.
+Decoding = concurrent.futures.Future[tuple[str, "_core.Transcription"]]
+
 #: faster-whisper's default batch size.
 DEFAULT_BATCH_SIZE = 8
 
@@ -101,16 +104,17 @@ def run_batched(
             covered = max(covered, start + len(samples) / SAMPLE_RATE)
             yield from chunk_pieces(start, samples, vad)
 
-    in_flight: deque[tuple[Piece, concurrent.futures.Future[_core.Transcription]]] = deque()
+    in_flight: deque[tuple[Piece, Decoding]] = deque()
     with concurrent.futures.ThreadPoolExecutor(at_once, thread_name_prefix="dattavani") as pool:
         try:
-            for piece in pieces():
-                # The language is settled before the chunks go out, so that all use it.
+            for index, piece in enumerate(pieces()):
+                # The call's language is settled before the chunks go out, so that all use it.
                 run.ensure_language(piece.speech)
                 # batch_size chunks are held at most: the oldest is taken in before more go out.
                 while len(in_flight) >= max(batch_size, at_once):
                     _take_in(run, *in_flight.popleft())
-                in_flight.append((piece, pool.submit(run.decode, piece, threads)))
+                decoding = pool.submit(run.decode_chunk, piece, threads, first=index == 0)
+                in_flight.append((piece, decoding))
             while in_flight:
                 _take_in(run, *in_flight.popleft())
         finally:
@@ -120,13 +124,11 @@ def run_batched(
     return covered
 
 
-def _take_in(
-    run: _Run, piece: Piece, future: concurrent.futures.Future[_core.Transcription]
-) -> None:
-    native = future.result()
+def _take_in(run: _Run, piece: Piece, decoding: Decoding) -> None:
+    language, native = decoding.result()
     # A chunk decoded before the cancel came is not reported after it.
     if run.cancel is not None and run.cancel.cancelled:
         raise Cancelled("transcription cancelled")
-    run.absorb(piece, native, reported=False)
+    run.absorb(piece, language, native, reported=False)
     if run.progress is not None:
         run.progress.reached(piece.end)

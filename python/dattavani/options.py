@@ -49,10 +49,20 @@ class TranscribeOptions:
     no_speech_threshold: float | None = 0.6
     condition_on_previous_text: bool = True
     initial_prompt: str | None = None
+    # faster-whisper's and openai-whisper's prefix: the text the first 30 s window starts with
+    # (forced tokens, part of the output), to continue a known transcript.
+    prefix: str | None = None
     # faster-whisper's hotwords: words to favour, put in front of every window's prompt.
     hotwords: str | None = None
     # Detection picks the most likely of these languages (None: any language).
     allowed_languages: tuple[str, ...] | None = None
+    # faster-whisper's: detection looks at up to language_detection_segments 30 s windows from
+    # the start, until one's language is more probable than language_detection_threshold (else
+    # the language most of them gave). With multilingual, each 30 s window is decoded in the
+    # language detected for it.
+    language_detection_segments: int = 1
+    language_detection_threshold: float = 0.5
+    multilingual: bool = False
     carry_initial_prompt: bool = False
     suppress_blank: bool = True
     suppress_non_speech_tokens: bool = True
@@ -125,6 +135,20 @@ class TranscribeOptions:
         threshold = self.hallucination_silence_threshold
         if threshold is not None and threshold <= 0:
             raise OptionsError(f"hallucination_silence_threshold must be > 0, got {threshold}")
+        if self.language_detection_segments < 1:
+            raise OptionsError(
+                f"language_detection_segments must be >= 1, got {self.language_detection_segments}"
+            )
+        if not 0 <= self.language_detection_threshold <= 1:
+            raise OptionsError(
+                "language_detection_threshold must be in [0, 1], got "
+                f"{self.language_detection_threshold}"
+            )
+        if self.multilingual and self.language is not None:
+            raise OptionsError(
+                "multilingual=True detects the language of each window: give allowed_languages= "
+                "to limit the choice, not language="
+            )
         if self.patience is not None and self.patience <= 0:
             raise OptionsError(f"patience must be > 0, got {self.patience}")
         if self.max_initial_timestamp < 0:
@@ -287,20 +311,14 @@ class TranscribeOptions:
 
 #: faster-whisper's names for our options.
 _ALIASES = {"log_prob_threshold": "logprob_threshold"}
-_DETECTED_ONCE = (
-    "the language is detected on the first 30 s of speech; name it with language=, or limit "
-    "the choice with allowed_languages="
-)
 #: faster-whisper's options dattavani does not have, and why.
 _UNSUPPORTED = {
     "chunk_length": "whisper.cpp decodes 30 s windows, the length the models were trained on",
-    "language_detection_segments": _DETECTED_ONCE,
-    "language_detection_threshold": _DETECTED_ONCE,
-    "multilingual": "one language is detected (or given) per call",
     "max_new_tokens": "whisper.cpp decodes at most half the text context (224 tokens) per 30 s; "
     "max_tokens_per_segment cuts segments",
-    "prefix": "whisper.cpp cannot force the first tokens; initial_prompt primes the decoder",
-    "prompt_reset_on_temperature": "whisper.cpp's fallback keeps the prompt",
+    "prompt_reset_on_temperature": "whisper.cpp decodes without the previous text from a fallback "
+    "temperature of 0.5 (faster-whisper's default), a cutoff it does not let be changed; "
+    "condition_on_previous_text=False drops it everywhere",
     "log_progress": "pass on_progress=, a callback given each fraction done",
 }
 

@@ -33,6 +33,8 @@ class Segment:
 
     ``flags`` marks segments a reader should distrust rather than silently dropping them, e.g.
     ``"repetition"`` (a decoding loop), ``"high_compression_ratio"``, ``"low_logprob"``.
+    ``language`` is the language it was decoded in: the call's, or with ``multilingual=True`` the
+    one detected for its window.
     """
 
     id: int
@@ -45,6 +47,7 @@ class Segment:
     compression_ratio: float
     words: tuple[Word, ...] | None = None
     flags: tuple[str, ...] = ()
+    language: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists)."""
@@ -65,6 +68,7 @@ class Segment:
             compression_ratio=float(data["compression_ratio"]),
             words=None if words is None else tuple(Word(**w) for w in words),
             flags=tuple(data.get("flags", ())),
+            language=data.get("language"),
         )
 
 

@@ -40,8 +40,10 @@ def build_segment(
     opts: TranscribeOptions,
     to_time: TimeMap,
     previous: _core.Segment | None = None,
+    language: str | None = None,
 ) -> Segment:
-    """One result segment, with words when asked for and flags for what looks wrong.
+    """One result segment, decoded in ``language``, with words when asked for and flags for what
+    looks wrong.
 
     ``previous`` is the segment decoded just before in the same whisper.cpp call: with DTW, where
     its last token ends is where this segment's first word begins.
@@ -72,11 +74,12 @@ def build_segment(
         compression_ratio=ratio,
         words=words,
         flags=tuple(flags),
+        language=language,
     )
 
 
 class SegmentBuilder:
-    """One whisper.cpp call's segments, built in decoding order.
+    """One whisper.cpp call's segments, decoded in ``language``, built in decoding order.
 
     Ids count on from ``first_id``; with DTW each first word starts where the previous segment's
     last token ends; with word timestamps the word times are corrected by a :class:`WordTimer`
@@ -85,9 +88,15 @@ class SegmentBuilder:
     """
 
     def __init__(
-        self, first_id: int, opts: TranscribeOptions, to_time: TimeMap, last_speech_end: float
+        self,
+        first_id: int,
+        opts: TranscribeOptions,
+        to_time: TimeMap,
+        last_speech_end: float,
+        language: str | None = None,
     ) -> None:
         self.first_id = first_id
+        self.language = language
         self.opts = opts
         self.to_time = to_time
         self.timer = WordTimer(last_speech_end) if opts.word_timestamps else None
@@ -97,7 +106,12 @@ class SegmentBuilder:
 
     def __call__(self, native: _core.Segment) -> Segment:
         segment = build_segment(
-            self.first_id + self._count, native, self.opts, self.to_time, self._previous
+            self.first_id + self._count,
+            native,
+            self.opts,
+            self.to_time,
+            self._previous,
+            self.language,
         )
         self._previous, self._count = native, self._count + 1
         if self.timer is not None:

@@ -42,6 +42,9 @@ AudioInput = str | os.PathLike[str] | bytes | np.ndarray | Any
 #: gave f16's words greedily in 5-9% less time, with half the weights' memory (with beam search a
 #: word differs either way; bench/results/cpu-2t-f16-q8_0.md, docs/models.md). GPUs get f16.
 CPU_PRECISION = "q8_0"
+#: With ``multilingual=True`` the audio is cut (at silences) into windows of at most whisper's
+#: 30 s, each detected and decoded in its own language, as faster-whisper does per 30 s window.
+MULTILINGUAL_WINDOW_SECONDS = 30.0
 
 
 def default_threads() -> int:
@@ -252,7 +255,8 @@ class Transcriber:
 
         Options are openai-whisper's (see :class:`~dattavani.options.TranscribeOptions` and
         ``docs/options.md``): ``language``, ``task``, ``beam_size``, ``temperature``,
-        ``initial_prompt``, ``hotwords``, ``word_timestamps``... ``vad_filter`` skips
+        ``initial_prompt``, ``prefix``, ``hotwords``, ``word_timestamps``, ``multilingual`` (a
+        language detected and decoded per 30 s window)... ``vad_filter`` skips
         non-speech (Silero VAD; ``vad_parameters`` as faster-whisper's) and ``clip_timestamps``
         (``[start, end, start, end, ...]`` seconds, or ``"0,10,20,30"``) transcribes only those
         spans; times are always on the original timeline. ``on_progress(fraction)`` and
@@ -290,12 +294,14 @@ class Transcriber:
         started = time.perf_counter()
         if on_progress is not None:
             run.progress = _Progress(on_progress, self._expected_duration(audio))
-        windows = self._windows(audio, clips)
         if opts.batch_size is not None:
+            windows = self._windows(audio, clips, self.window_seconds)
             covered = run_batched(run, windows, vad, opts.batch_size, self.device.use_gpu)
         else:
             covered = 0.0
-            for offset, samples in windows:
+            # With multilingual each window of at most 30 s is decoded in its own language.
+            seconds = MULTILINGUAL_WINDOW_SECONDS if run.multilingual else self.window_seconds
+            for offset, samples in self._windows(audio, clips, seconds):
                 run.window(offset / SAMPLE_RATE, samples)
                 covered = max(covered, (offset + len(samples)) / SAMPLE_RATE)
         if run.progress is not None:
@@ -304,10 +310,18 @@ class Transcriber:
         return run.result(duration, time.perf_counter() - started)
 
     def detect_language(self, audio: AudioInput) -> list[tuple[str, float]]:
-        """Probabilities of every language for the first 30 s, most likely first."""
+        """Probabilities of every language for the first 30 s, most likely first.
+
+        An English-only model answers ``[("en", 1.0)]`` for any input. An input that holds no
+        samples (an empty array, a WAV of zero frames) gives ``[]`` on a multilingual model:
+        there is nothing to tell the language from, and :meth:`transcribe` of it gives
+        ``language=""``, as for audio without speech.
+        """
         from .audio import load_audio
 
         samples = load_audio(audio, sample_rate=SAMPLE_RATE)
+        if len(samples) == 0:
+            return [] if self.is_multilingual else [("en", 1.0)]
         return list(self.native_model.detect_language(samples, self.threads))
 
     def transcribe_many(
@@ -345,7 +359,10 @@ class Transcriber:
             raise
 
     def _windows(
-        self, audio: AudioInput, clips: list[tuple[float, float | None]] | None
+        self,
+        audio: AudioInput,
+        clips: list[tuple[float, float | None]] | None,
+        window_seconds: float,
     ) -> Iterator[tuple[int, np.ndarray]]:
         """``(offset in samples, 16 kHz samples)`` windows covering the input or its clips."""
         from .audio import iter_audio, load_audio
@@ -356,13 +373,13 @@ class Transcriber:
                 if isinstance(audio, np.ndarray)
                 else iter_audio(audio, chunk_seconds=30.0)
             )
-            yield from cut_windows(chunks, self.window_seconds)
+            yield from cut_windows(chunks, window_seconds)
             return
         samples = load_audio(audio)
         for start, end in clips:
             a = min(round(start * SAMPLE_RATE), len(samples))
             b = len(samples) if end is None else min(round(end * SAMPLE_RATE), len(samples))
-            for offset, window in cut_windows([samples[a:b]], self.window_seconds):
+            for offset, window in cut_windows([samples[a:b]], window_seconds):
                 yield a + offset, window
 
     @staticmethod
@@ -470,6 +487,9 @@ class _Run:
             )
         # Segments are then reported after each window, once the suspect ones are dropped.
         self.hallucination_threshold = threshold if opts.word_timestamps else None
+        self.multilingual = opts.multilingual and self.model.is_multilingual
+        if opts.multilingual and not self.multilingual:
+            logger.warning("multilingual=True needs a multilingual model; English-only: ignored")
 
     def window(self, offset: float, samples: np.ndarray) -> None:
         """Decode one window of the input (sequential mode), its segments reported as decoded."""
@@ -477,10 +497,25 @@ class _Run:
         if piece is None:
             return
         self.ensure_language(piece.speech)
-        callback = self._segment_callback(piece.to_time)
-        progress = self.progress.for_window(offset, piece.length) if self.progress else None
-        native = self.decode(piece, self.threads, progress, callback)
-        self.absorb(piece, native, reported=callback is not None)
+        language = self._window_language(piece.speech)
+        callback = self._segment_callback(piece.to_time, language)
+        native = self.decode(
+            piece,
+            language,
+            self.threads,
+            first=self.first_window,
+            on_progress=self.progress.for_window(offset, piece.length) if self.progress else None,
+            on_segment=callback,
+        )
+        self.absorb(piece, language, native, reported=callback is not None)
+        self.first_window = False
+
+    def decode_chunk(
+        self, piece: Piece, threads: int, *, first: bool
+    ) -> tuple[str, _core.Transcription]:
+        """Batched mode's call on one chunk: its language (with multilingual, its own), decoded."""
+        language = self._window_language(piece.speech)
+        return language, self.decode(piece, language, threads, first=first)
 
     def ensure_language(self, speech: np.ndarray) -> None:
         """Detect the language on ``speech`` unless it is given, known, or the model is English."""
@@ -490,25 +525,35 @@ class _Run:
     def decode(
         self,
         piece: Piece,
+        language: str,
         threads: int,
+        *,
+        first: bool,
         on_progress: Callable[[float], None] | None = None,
         on_segment: Callable[[_core.Segment], None] | None = None,
     ) -> _core.Transcription:
-        """One whisper.cpp call on ``piece``'s speech: safe to run on several threads at once."""
+        """One whisper.cpp call on ``piece``'s speech in ``language`` (``first``: the input's
+        first piece, which gets the prefix): safe to run on several threads at once."""
         native_options = self.opts.to_native(threads)
-        native_options.language = self.language or ""
-        native_options.initial_prompt = self._prompt()
+        native_options.language = language
+        native_options.initial_prompt = self._prompt(first)
+        native_options.prefix = self._prefix(first)
         return self.model.transcribe(
             piece.speech, native_options, on_progress, on_segment, self.cancel
         )
 
-    def absorb(self, piece: Piece, native: _core.Transcription, *, reported: bool) -> None:
-        """Add one call's segments, in input order; report them unless the call already did."""
+    def absorb(
+        self, piece: Piece, language: str, native: _core.Transcription, *, reported: bool
+    ) -> None:
+        """Add one call's segments, decoded in ``language``, in input order; report them unless
+        the call already did."""
         if self.language is None:
             self.language = native.language
             self.language_probability = float(native.language_probability)
             self.language_probs = tuple((lang, float(p)) for lang, p in native.language_probs)
-        build = SegmentBuilder(len(self.segments), self.opts, piece.to_time, self.last_speech_end)
+        build = SegmentBuilder(
+            len(self.segments), self.opts, piece.to_time, self.last_speech_end, language
+        )
         segments = [build(s) for s in native.segments]
         if self.hallucination_threshold is None:
             self.last_speech_end = build.last_speech_end
@@ -523,20 +568,54 @@ class _Run:
             for segment in segments:
                 self.on_segment(segment)
         self.segments.extend(segments)
-        self.first_window = False
 
     def _detect_language(self, speech: np.ndarray) -> None:
-        probs = [(lang, float(p)) for lang, p in self.model.detect_language(speech, self.threads)]
+        """The call's language, detected as faster-whisper does: over up to
+        ``language_detection_segments`` 30 s windows of the first window's speech, until one's
+        most likely language is more probable than ``language_detection_threshold``; failing
+        that, the language most of them gave (the first on a tie), at its highest probability.
+        """
+        span = 30 * SAMPLE_RATE
+        count = min(self.opts.language_detection_segments, max(1, -(-len(speech) // span)))
+        votes: dict[str, list[float]] = {}
+        for k in range(count):
+            language, probability, self.language_probs = self._most_likely_language(
+                speech[k * span : (k + 1) * span]
+            )
+            if probability > self.opts.language_detection_threshold:
+                break
+            votes.setdefault(language, []).append(probability)
+        else:
+            language = max(votes, key=lambda candidate: len(votes[candidate]))
+            probability = max(votes[language])
+        self.language, self.language_probability = language, probability
+        logger.info("detected language %s (p=%.2f)", self.language, self.language_probability)
+
+    def _most_likely_language(
+        self, samples: np.ndarray
+    ) -> tuple[str, float, tuple[tuple[str, float], ...]]:
+        """The most likely allowed language of the first 30 s of ``samples``, its probability,
+        and the probabilities of all."""
+        probs = tuple(
+            (lang, float(p)) for lang, p in self.model.detect_language(samples, self.threads)
+        )
         allowed = self.opts.allowed_languages
         candidates = [lp for lp in probs if not allowed or lp[0] in allowed]
         if not candidates:
             raise OptionsError(f"allowed_languages {allowed} holds no language whisper knows")
-        self.language, self.language_probability = candidates[0]
-        self.language_probs = tuple(probs)
-        logger.info("detected language %s (p=%.2f)", self.language, self.language_probability)
+        return (*candidates[0], probs)
 
-    def _prompt(self) -> str:
-        """hotwords, then the user's prompt (first window, or every one with carry).
+    def _window_language(self, speech: np.ndarray) -> str:
+        """The language a window is decoded in: with multilingual, the one detected for it;
+        else the call's (English on an English-only model)."""
+        if not self.multilingual:
+            return self.language or "en"
+        language, probability, _ = self._most_likely_language(speech)
+        logger.info("window language %s (p=%.2f)", language, probability)
+        return language
+
+    def _prompt(self, first: bool) -> str:
+        """hotwords, then the user's prompt (the first piece, or every one with carry).
 
         The previous window's text is not carried over: as plain text it lacks the timestamp
         tokens whisper.cpp's own in-call history has, and prompting with it was measured to push
@@ -546,18 +625,27 @@ class _Run:
         parts = []
         if self.opts.hotwords:
             parts.append(self.opts.hotwords.strip())
-        if self.opts.initial_prompt and (self.first_window or self.opts.carry_initial_prompt):
+        if self.opts.initial_prompt and (first or self.opts.carry_initial_prompt):
             parts.append(self.opts.initial_prompt.strip())
         return " ".join(parts)
 
-    def _segment_callback(self, to_time: TimeMap) -> Callable[[_core.Segment], None] | None:
+    def _prefix(self, first: bool) -> str:
+        """The prefix, for the first piece only, spaced as faster-whisper tokenizes it."""
+        text = (self.opts.prefix or "").strip()
+        return " " + text if text and first else ""
+
+    def _segment_callback(
+        self, to_time: TimeMap, language: str
+    ) -> Callable[[_core.Segment], None] | None:
         """Reports segments while whisper.cpp decodes, unless they must wait for the hallucination
         check of the whole call."""
         if self.on_segment is None or self.hallucination_threshold is not None:
             return None
         callback = self.on_segment
         # Its own builder, from the same start as the one that keeps the segments after the call.
-        build = SegmentBuilder(len(self.segments), self.opts, to_time, self.last_speech_end)
+        build = SegmentBuilder(
+            len(self.segments), self.opts, to_time, self.last_speech_end, language
+        )
         return lambda native: callback(build(native))
 
     def result(self, duration: float, processing_time: float) -> TranscriptionResult:
@@ -572,7 +660,7 @@ class _Run:
             processing_time=processing_time,
             model=self.transcriber.model_name,
             device=self.transcriber.device.name,
-            all_language_probs=self.language_probs or ((language, 1.0),),
+            all_language_probs=self.language_probs or (((language, 1.0),) if language else ()),
             options=self.opts.to_dict(),
         )
 

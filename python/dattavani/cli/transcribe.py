@@ -50,6 +50,13 @@ OPTION_FLAGS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         ("--word-timestamps",),
         {"action": argparse.BooleanOptionalAction, "help": "times for every word"},
     ),
+    "multilingual": (
+        ("--multilingual",),
+        {
+            "action": argparse.BooleanOptionalAction,
+            "help": "detect and decode each 30 s window's own language",
+        },
+    ),
     "hallucination_silence_threshold": (
         ("--hallucination-silence-threshold",),
         {
