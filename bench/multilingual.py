@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from common import REPO, SAMPLE_RATE, ct2_model, ggml_model
-from speech import word_error_rate
+from dattavani.testing import word_error_rate
 
 SPEECH = REPO.parent / "shared" / "speech"
 GAP = np.zeros(SAMPLE_RATE, np.float32)
