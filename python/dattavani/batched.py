@@ -97,23 +97,32 @@ def run_batched(
     at_once, threads = concurrency(batch_size, run.transcriber.workers, run.threads, use_gpu)
     covered = 0.0
 
-    def pieces() -> Iterator[Piece]:
+    def pieces() -> Iterator[tuple[Piece, bool]]:
+        """Each chunk, and whether it is the input's last (one chunk is held back to know)."""
         nonlocal covered
+        held: Piece | None = None
         for offset, samples in windows:
             start = offset / SAMPLE_RATE
             covered = max(covered, start + len(samples) / SAMPLE_RATE)
-            yield from chunk_pieces(start, samples, vad)
+            for piece in chunk_pieces(start, samples, vad):
+                if held is not None:
+                    yield held, False
+                held = piece
+        if held is not None:
+            yield held, True
 
     in_flight: deque[tuple[Piece, Decoding]] = deque()
     with concurrent.futures.ThreadPoolExecutor(at_once, thread_name_prefix="dattavani") as pool:
         try:
-            for index, piece in enumerate(pieces()):
+            for index, (piece, last) in enumerate(pieces()):
                 # The call's language is settled before the chunks go out, so that all use it.
                 run.ensure_language(piece.speech)
                 # batch_size chunks are held at most: the oldest is taken in before more go out.
                 while len(in_flight) >= max(batch_size, at_once):
                     _take_in(run, *in_flight.popleft())
-                decoding = pool.submit(run.decode_chunk, piece, threads, first=index == 0)
+                # A chunk decoded alone (a short file's only one) gets all the threads.
+                share = run.threads if last and not in_flight else threads
+                decoding = pool.submit(run.decode_chunk, piece, share, first=index == 0)
                 in_flight.append((piece, decoding))
             while in_flight:
                 _take_in(run, *in_flight.popleft())
