@@ -14,13 +14,12 @@ engines alike), its segments being those that end before the silence or start af
 from __future__ import annotations
 
 import argparse
-import re
 import time
 
 import numpy as np
 
 from common import REPO, SAMPLE_RATE, ct2_model, ggml_model
-from dattavani.testing import word_error_rate
+from dattavani.testing import any_words, speech_manifest, word_error_rate
 
 SPEECH = REPO.parent / "shared" / "speech"
 GAP = np.zeros(SAMPLE_RATE, np.float32)
@@ -34,13 +33,8 @@ PAIRS = (
 ENGLISH = {"de": ("000", "005"), "es": ("001", "002"), "fr": ("008", "009"), "pt": ("006", "007")}
 
 
-def any_words(text: str) -> list[str]:
-    return re.findall(r"[^\W_]+", text.lower())
-
-
 def references() -> dict[str, str]:
-    lines = (SPEECH / "manifest.tsv").read_text(encoding="utf-8").splitlines()
-    return {f[0]: f[3] for f in (line.split("\t") for line in lines[1:])}
+    return {row.path: row.reference for row in speech_manifest(SPEECH)}
 
 
 def recording(

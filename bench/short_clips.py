@@ -23,7 +23,7 @@ import numpy as np
 
 import common
 from common import SHARED_SPEECH
-from dattavani.testing import word_error_rate, words
+from dattavani.testing import speech_manifest, word_error_rate, words
 
 RESULTS = Path(__file__).with_name("results")
 BUCKETS = ((0.0, 5.0), (5.0, 10.0), (10.0, 20.0), (20.0, 30.0))
@@ -45,13 +45,11 @@ def score_words(text: str, normalize: Any) -> list[str]:
 def english_clips() -> list[tuple[str, np.ndarray, str]]:
     from dattavani import load_audio
 
-    clips = []
-    manifest = (SHARED_SPEECH / "manifest.tsv").read_text(encoding="utf-8").splitlines()[1:]
-    for line in manifest:
-        path, _, language, reference = line.split("\t")[:4]
-        if language == "en":
-            clips.append((path, load_audio(SHARED_SPEECH / path), reference))
-    return clips
+    return [
+        (row.path, load_audio(SHARED_SPEECH / row.path), row.reference)
+        for row in speech_manifest(SHARED_SPEECH)
+        if row.language == "en"
+    ]
 
 
 def main() -> None:

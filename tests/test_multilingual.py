@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dattavani import Segment, Transcriber, TranscriptionResult, load_audio
-from dattavani.testing import JFK_WORDS, word_error_rate, words
+from dattavani.testing import JFK_WORDS, any_words, speech_manifest, word_error_rate, words
 from test_cli import run
 
 SHARED_SPEECH = Path(__file__).resolve().parents[1].parent / "shared" / "speech"
@@ -31,18 +30,12 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def any_words(text: str) -> list[str]:
-    """Lower-cased words of any script, without punctuation ("großer", "t-rex" -> "t", "rex")."""
-    return re.findall(r"[^\W_]+", text.lower())
-
-
 def fleurs(name: str) -> tuple[np.ndarray, list[str]]:
     """A FLEURS clip (``"de-001"``) at 16 kHz and the words of its reference transcript."""
     path = f"fleurs/fleurs-{name}.ogg"
-    for line in (SHARED_SPEECH / "manifest.tsv").read_text(encoding="utf-8").splitlines():
-        fields = line.split("\t")
-        if fields[0] == path:
-            return load_audio(SHARED_SPEECH / path), any_words(fields[3])
+    for row in speech_manifest(SHARED_SPEECH):
+        if row.path == path:
+            return load_audio(SHARED_SPEECH / path), any_words(row.reference)
     raise FileNotFoundError(path)
 
 

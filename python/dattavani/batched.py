@@ -22,6 +22,7 @@ node; one thread per chunk removes those waits (``bench/batched.py``, ``docs/per
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .audio import SAMPLE_RATE
-from .errors import Cancelled, OptionsError
+from .errors import Cancelled
 from .pieces import CHUNK_SECONDS, Piece, chunk_pieces
 from .vad import VadOptions
 
@@ -51,22 +52,12 @@ def batched_vad_options(vad_parameters: VadOptions | Mapping[str, Any] | None) -
     >>> batched_vad_options({"threshold": 0.4}).max_speech_duration_s
     30.0
     """
-    if vad_parameters is None:
-        return VadOptions(max_speech_duration_s=CHUNK_SECONDS, min_silence_duration_ms=160)
     given = (
-        dict(vad_parameters)
-        if isinstance(vad_parameters, Mapping)
-        else {
-            name: getattr(vad_parameters, name)
-            for name in VadOptions.__dataclass_fields__
-            if name != "max_speech_duration_s"
-        }
+        VadOptions(min_silence_duration_ms=160)
+        if vad_parameters is None
+        else VadOptions.of(vad_parameters)
     )
-    given["max_speech_duration_s"] = CHUNK_SECONDS
-    try:
-        return VadOptions(**given)
-    except TypeError as error:
-        raise OptionsError(f"vad_parameters: {error}") from error
+    return dataclasses.replace(given, max_speech_duration_s=CHUNK_SECONDS)
 
 
 def concurrency(batch_size: int, workers: int, threads: int, use_gpu: bool) -> tuple[int, int]:

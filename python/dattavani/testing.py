@@ -8,6 +8,8 @@ transcripts are compared with it, and the invariants every result keeps.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,8 +26,11 @@ __all__ = [
     "JFK_TEXT",
     "JFK_WORDS",
     "READ_ENGLISH",
+    "LabelledRecording",
+    "any_words",
     "check_invariants",
     "read_english",
+    "speech_manifest",
     "word_error_rate",
     "words",
 ]
@@ -46,6 +51,28 @@ JFK_WORDS = words(JFK_TEXT)
 READ_ENGLISH = ("ljspeech/", "fleurs/en", "cmu_arctic/", "pocketsphinx/")
 
 
+@dataclass(frozen=True)
+class LabelledRecording:
+    """One row of ``../shared/speech/manifest.tsv``: a recording and what is said in it."""
+
+    path: str  # relative to the speech folder
+    duration: float  # seconds
+    language: str
+    reference: str
+
+
+def speech_manifest(speech_dir: Path) -> list[LabelledRecording]:
+    """The recordings ``speech_dir/manifest.tsv`` lists, in its order; none when it is absent."""
+    manifest = speech_dir / "manifest.tsv"
+    if not manifest.is_file():
+        return []
+    rows = []
+    for line in manifest.read_text(encoding="utf-8").splitlines()[1:]:
+        path, duration, language, reference = line.split("\t")[:4]
+        rows.append(LabelledRecording(path, float(duration), language, reference))
+    return rows
+
+
 def read_english(
     speech_dir: Path, seconds: float, pause: float = 1.5
 ) -> list[tuple[np.ndarray, str]]:
@@ -54,16 +81,12 @@ def read_english(
     after each; none when the folder is absent."""
     from .audio import load_audio
 
-    manifest = speech_dir / "manifest.tsv"
-    if not manifest.is_file():
-        return []
     pieces: list[tuple[np.ndarray, str]] = []
     total = 0.0
-    for line in manifest.read_text(encoding="utf-8").splitlines()[1:]:
-        path, duration, language, reference = line.split("\t")[:4]
-        if language == "en" and path.startswith(READ_ENGLISH) and total < seconds:
-            pieces.append((load_audio(speech_dir / path), reference))
-            total += float(duration) + pause
+    for row in speech_manifest(speech_dir):
+        if row.language == "en" and row.path.startswith(READ_ENGLISH) and total < seconds:
+            pieces.append((load_audio(speech_dir / row.path), row.reference))
+            total += row.duration + pause
     return pieces
 
 
@@ -84,3 +107,13 @@ def check_invariants(result: TranscriptionResult, *, with_words: bool = True) ->
             assert word.start >= last - 1e-6
             last = word.end
     assert result.text == "".join(s.text for s in result.segments)
+
+
+def any_words(text: str) -> list[str]:
+    """Lower-cased runs of letters and digits in any script (an apostrophe splits a word): how
+    transcripts in several languages are compared.
+
+    >>> any_words("L'été, Straße!")
+    ['l', 'été', 'straße']
+    """
+    return re.findall(r"[^\W_]+", text.lower())

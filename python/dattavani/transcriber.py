@@ -287,7 +287,7 @@ class Transcriber:
                 carry_initial_prompt=True,
                 temperature=opts.temperatures[0],
             )
-        vad_options = batched_vad_options if opts.batch_size is not None else _vad_options
+        vad_options = batched_vad_options if opts.batch_size is not None else VadOptions.of
         vad = vad_options(vad_parameters) if opts.vad_filter else None
         clips = opts.clips
         run = _Run(self, opts, vad, on_segment, cancel, threads or self.threads)
@@ -663,14 +663,3 @@ class _Run:
             all_language_probs=self.language_probs or (((language, 1.0),) if language else ()),
             options=self.opts.to_dict(),
         )
-
-
-def _vad_options(vad_parameters: VadOptions | Mapping[str, Any] | None) -> VadOptions:
-    if vad_parameters is None:
-        return VadOptions()
-    if isinstance(vad_parameters, VadOptions):
-        return vad_parameters
-    try:
-        return VadOptions(**dict(vad_parameters))
-    except TypeError as error:
-        raise OptionsError(f"vad_parameters: {error}") from error

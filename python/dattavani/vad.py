@@ -14,9 +14,10 @@ import bisect
 import functools
 import math
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +52,23 @@ class VadOptions:
             raise OptionsError("vad durations must be >= 0")
         if not self.max_speech_duration_s > 0:
             raise OptionsError("vad max_speech_duration_s must be > 0")
+
+    @classmethod
+    def of(cls, parameters: VadOptions | Mapping[str, Any] | None) -> VadOptions:
+        """``vad_parameters`` as given to ``transcribe()``: options, a dict of them, or None for
+        the defaults; an unknown name is an OptionsError.
+
+        >>> VadOptions.of({"threshold": 0.3}).threshold
+        0.3
+        """
+        if parameters is None:
+            return cls()
+        if isinstance(parameters, VadOptions):
+            return parameters
+        try:
+            return cls(**dict(parameters))
+        except TypeError as error:
+            raise OptionsError(f"vad_parameters: {error}") from error
 
 
 def default_vad_model() -> Path:
