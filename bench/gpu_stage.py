@@ -103,13 +103,16 @@ def what_to_carry() -> list[tuple[str, Path]]:
     """(name there, file here) for everything gpu_check.sh needs, smallest first: the build's
     source comes in the first call, so the build can start while the rest is still to come."""
     # Imported here: unpack runs there before dattavani, which common imports, is built.
-    from common import SHARED_AUDIO, ggml_model, work_dir
+    from common import SHARED_AUDIO, clip, ggml_model, work_dir
 
     tarball = REPO / "third_party" / "downloads" / "pywhispercpp-1.5.1.tar.gz"
     if not tarball.is_file():
         raise SystemExit(f"{tarball} is missing: `pip install .` here downloads it first")
     items = [("pywhispercpp-1.5.1.tar.gz", tarball)]
     items += [(f"audio/{p.name}", p) for p in sorted(SHARED_AUDIO.glob("*")) if p.is_file()]
+    # The bench's clip of read speech (from ../shared/speech, which stays here) and its text.
+    speech = clip("speech")
+    items += [(f"clips/{p.name}", p) for p in (speech, speech.with_suffix(".txt"))]
     wheels = fetch_wheels(work_dir() / "wheels-there")
     items += sorted(((f"wheels/{w.name}", w) for w in wheels), key=lambda i: i[1].stat().st_size)
     items.append(("models/ggml-base-q5_0.bin", ggml_model("base", "q5_0")))
@@ -145,13 +148,13 @@ def pack() -> None:
     total = sum(int(str(entry["size"])) for entry in manifest) / MIB
     print(f"{len(manifest)} files, {total:.0f} MiB, in {ship} ships")
     print("Device calls, one after another (the machine is given back after its idle time):")
-    # The build comes with the first ship, the tests with the last; the bench has a call of its
-    # own, each call's command being limited to 10 minutes.
+    # The build comes with the first ship, the tests and the bench with the last: one call
+    # fewer to start and transfer, their ceilings kept inside a call's 10 minutes.
     for n in range(1, ship + 1):
-        steps = ["unpack", *(["build"] if n == 1 else []), *(["test"] if n == ship else [])]
-        command = f"bash bench/gpu_check.sh {' '.join(steps)}"
+        steps = ["unpack", *(["build"] if n == 1 else []), *(["test", "bench"] if n == ship else [])]
+        limits = "TEST_TIMEOUT=270 BENCH_TIMEOUT=270 " if n == ship else ""
+        command = f"{limits}bash bench/gpu_check.sh {' '.join(steps)}"
         print(f'  run(command="{command}", carry=[".devcarry/ship-{n}"], timeout_s=600)')
-    print('  run(command="bash bench/gpu_check.sh bench", timeout_s=600)')
 
 
 def unpack(ships: Path, into: Path) -> None:
