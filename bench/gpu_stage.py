@@ -151,8 +151,9 @@ def pack() -> None:
     # The build comes with the first ship, the tests and the bench with the last: one call
     # fewer to start and transfer, their ceilings kept inside a call's 10 minutes.
     for n in range(1, ship + 1):
-        steps = ["unpack", *(["build"] if n == 1 else []), *(["test", "bench"] if n == ship else [])]
-        limits = "TEST_TIMEOUT=270 BENCH_TIMEOUT=270 " if n == ship else ""
+        last = n == ship
+        steps = ["unpack", *(["build"] if n == 1 else []), *(["test", "bench"] if last else [])]
+        limits = "TEST_TIMEOUT=270 BENCH_TIMEOUT=270 " if last else ""
         command = f"{limits}bash bench/gpu_check.sh {' '.join(steps)}"
         print(f'  run(command="{command}", carry=[".devcarry/ship-{n}"], timeout_s=600)')
 
