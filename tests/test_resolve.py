@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from dattavani.convert import ggml_precision
 from dattavani.errors import ModelLoadError, ModelNotFoundError
 from dattavani.models import resolve_model
-from dattavani.models.conversion import ggml_precision
 
 
 def test_a_ggml_file_is_used_where_it_is_at_its_own_precision(
@@ -40,7 +40,7 @@ def test_a_checkpoint_folder_is_converted_at_the_default_precision(
     assert (model.source, model.precision, model.metadata["source_format"]) == (
         "file",
         "f16",
-        "ct2",
+        "ctranslate2",
     )
     on_cpu = resolve_model(
         folder, cache_dir=tmp_path / "cache", offline=True, default_precision="q8_0"

@@ -151,22 +151,14 @@ def run_pull(args: argparse.Namespace, config: Config) -> int:
 
 def run_convert(args: argparse.Namespace, config: Config) -> int:
     """``models convert SRC -o OUT``: any checkpoint to GGML, without the cache."""
-    from ..models import conversion
+    from ..convert import convert_checkpoint
     from ..models.specs import normalize_precision
 
     source, target = Path(args.source), Path(args.output)
     precision = normalize_precision(args.precision)
     if not source.exists():
         raise ModelNotFoundError(f"{source}: no such file or folder")
-    layout = (
-        conversion.detect_layout([p.name for p in source.iterdir()], str(source))
-        if source.is_dir()
-        else conversion.layout_of_file(source)
-    )
-    if layout is None:
-        conversion.quantize_into(source, target, precision)
-    else:
-        conversion.convert(layout, source, target, precision)
+    convert_checkpoint(source, target, precision=precision)
     print(f"{target} ({precision}, {format_size(target.stat().st_size)})")
     return EXIT_OK
 

@@ -7,8 +7,8 @@ libraries that wrote them.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 from dattavani.convert.ct2 import (
     Ct2ModelBin,
@@ -17,33 +17,26 @@ from dattavani.convert.ct2 import (
     read_hparams,
     read_vocabulary,
 )
+from dattavani.convert.formats import CheckpointFormat, checkpoint_format
 from dattavani.convert.ggml_writer import OutDType, write_ggml
 from dattavani.convert.mel import mel_filters
 from dattavani.convert.openai_pt import convert_openai_pt
-from dattavani.convert.quantize import QUANTIZE_PRECISIONS, Precision, quantize
-from dattavani.convert.transformers import (
-    PICKLE_FILES,
-    SHARD_INDEX,
-    SINGLE_FILE,
-    convert_transformers,
-    read_json_object,
-)
+from dattavani.convert.quantize import ggml_precision, quantize
+from dattavani.convert.transformers import convert_transformers, read_json_object
 from dattavani.errors import ConversionError
+from dattavani.models.specs import PRECISIONS, Precision
 
 __all__ = [
-    "QUANTIZE_PRECISIONS",
     "CheckpointFormat",
     "ConversionError",
-    "Precision",
     "checkpoint_format",
     "convert_checkpoint",
     "convert_ct2",
     "convert_openai_pt",
     "convert_transformers",
+    "ggml_precision",
     "quantize",
 ]
-
-CheckpointFormat = Literal["transformers", "ctranslate2", "openai-pt"]
 
 
 def convert_ct2(
@@ -100,59 +93,51 @@ def _check_config(path: Path) -> None:
         read_json_object(path)
 
 
-def checkpoint_format(src: str | os.PathLike[str]) -> CheckpointFormat:
-    """Tell which converter reads ``src``, from the files it holds (nothing is parsed).
-
-    A directory with ``model.safetensors`` (or its shard index, or only a ``pytorch_model.bin``,
-    which :func:`convert_transformers` then refuses with the reason) is a transformers checkpoint;
-    one with ``model.bin`` a CTranslate2 model; a ``.pt`` file an openai-whisper checkpoint.
-    Safetensors win over ``model.bin`` in a directory holding both: they are the full-precision
-    weights.
-
-    Raises:
-      ConversionError: ``src`` is none of these; the message says what was looked for.
-    """
-    path = Path(src)
-    if path.is_dir():
-        if any((path / name).is_file() for name in (SINGLE_FILE, SHARD_INDEX, *PICKLE_FILES)):
-            return "transformers"
-        if (path / "model.bin").is_file():
-            return "ctranslate2"
-        raise ConversionError(
-            f"{path}: no {SINGLE_FILE}, {SHARD_INDEX} (transformers) or model.bin (CTranslate2); "
-            "not a Whisper checkpoint directory"
-        )
-    if path.is_file():
-        if path.suffix == ".pt":
-            return "openai-pt"
-        raise ConversionError(
-            f"{path}: not a checkpoint to convert (expected a transformers or CTranslate2 "
-            "directory, or an openai-whisper .pt file)"
-        )
-    raise ConversionError(f"{path}: no such file or directory")
-
-
 def convert_checkpoint(
     src: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
     *,
-    dtype: OutDType = "f16",
+    precision: Precision = "f16",
 ) -> Path:
-    """Convert any supported Whisper checkpoint to a GGML file: one entry point for all formats.
+    """Write the model at ``src``, in any format :func:`checkpoint_format` knows, to a GGML file
+    at ``precision``: one entry point for every format and precision.
 
-    Dispatches on :func:`checkpoint_format` to :func:`convert_transformers`,
-    :func:`convert_ct2` or :func:`convert_openai_pt`; see those for the details. For a quantized
-    model, convert to f16 and then :func:`quantize`.
+    A checkpoint goes to :func:`convert_transformers`, :func:`convert_ct2` or
+    :func:`convert_openai_pt` (see those for the details); for a quantized precision it is
+    converted to f16 first (a temporary file beside ``out_path``), then quantized natively. A
+    GGML file can only be narrowed: quantized from f16 or f32 with :func:`quantize`.
 
-    >>> convert_checkpoint("whisper-base", "ggml-base.bin")         # doctest: +SKIP
-    PosixPath('ggml-base.bin')
+    >>> convert_checkpoint("whisper-base", "ggml-base-q5_0.bin", precision="q5_0")  # doctest: +SKIP
+    PosixPath('ggml-base-q5_0.bin')
 
     Raises:
-      ConversionError: ``src`` is not a checkpoint, or its converter failed.
+      ConversionError: ``src`` is not a model, or cannot become ``precision``, or its converter
+        failed.
+      ModelLoadError: ``src`` is a file that is not a whisper GGML model.
     """
+    out = Path(out_path)
     source_format = checkpoint_format(src)
-    if source_format == "transformers":
-        return convert_transformers(src, out_path, dtype=dtype)
-    if source_format == "ctranslate2":
-        return convert_ct2(src, out_path, dtype=dtype)
-    return convert_openai_pt(src, out_path, dtype=dtype)
+    if source_format == "ggml":
+        have = ggml_precision(src)
+        if have not in ("f16", "f32") or PRECISIONS.index(precision) <= PRECISIONS.index(have):
+            raise ConversionError(
+                f"{src}: cannot make {precision} from this {have} GGML file (quantizing starts "
+                "from f16 or f32 and narrows; convert the original checkpoint instead)"
+            )
+        return quantize(src, out, precision)
+    converter = _CONVERTERS[source_format]
+    if precision in ("f16", "f32"):
+        return converter(src, out, dtype=precision)
+    intermediate = out.with_name(f".{out.name}.f16")
+    try:
+        converter(src, intermediate, dtype="f16")
+        return quantize(intermediate, out, precision)
+    finally:
+        intermediate.unlink(missing_ok=True)
+
+
+_CONVERTERS: dict[CheckpointFormat, Callable[..., Path]] = {
+    "transformers": convert_transformers,
+    "ctranslate2": convert_ct2,
+    "openai-pt": convert_openai_pt,
+}

@@ -1,15 +1,48 @@
-"""Quantize a whisper GGML model natively, through ggml in ``dattavani._core``."""
+"""GGML files' precision: read from the header, and narrowed natively through ggml in
+``dattavani._core``."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
 
-Precision = Literal["q8_0", "q5_0", "q5_1", "q4_0", "f16"]
+from dattavani.errors import ConversionError, ModelLoadError
+from dattavani.models.specs import Precision
 
-#: The precisions :func:`quantize` writes, smallest loss first.
-QUANTIZE_PRECISIONS: tuple[Precision, ...] = ("f16", "q8_0", "q5_1", "q5_0", "q4_0")
+# The GGML header's ftype (ggml_writer.read_ggml_header): quantized files store
+# ftype + 1000 * GGML_QNT_VERSION; the remainder is ggml's ggml_ftype.
+_GGML_FTYPES: dict[int, Precision] = {
+    0: "f32",
+    1: "f16",
+    2: "q4_0",
+    7: "q8_0",
+    8: "q5_0",
+    9: "q5_1",
+}
+_QNT_VERSION_FACTOR = 1000
+
+
+def ggml_precision(path: str | os.PathLike[str]) -> Precision:
+    """The precision a whisper GGML file is stored in, from its header.
+
+    Raises:
+      ModelLoadError: ``path`` cannot be read or is not a whisper GGML model.
+    """
+    from dattavani.convert.ggml_writer import read_ggml_header
+
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            _, stored = read_ggml_header(f, p)
+    except OSError as error:
+        raise ModelLoadError(f"{p}: cannot read: {error.strerror or error}") from error
+    except (ConversionError, EOFError):
+        raise ModelLoadError(f"{p}: not a whisper GGML model file") from None
+    ftype = stored % _QNT_VERSION_FACTOR
+    precision = _GGML_FTYPES.get(ftype)
+    if precision is None:
+        raise ModelLoadError(f"{p}: GGML ftype {ftype} is not one dattavani handles")
+    return precision
 
 
 def quantize(

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dattavani.convert.ct2 import ggml_vocabulary, read_vocabulary
+from dattavani.convert.formats import PICKLE_FILES, SHARD_INDEX, SINGLE_FILE, pickle_only_reason
 from dattavani.convert.ggml_writer import (
     OutDType,
     WhisperHParams,
@@ -33,10 +34,6 @@ from dattavani.convert.ggml_writer import (
 from dattavani.convert.mel import mel_filters
 from dattavani.convert.safetensors_reader import SafetensorsTensor, read_safetensors_index
 from dattavani.errors import ConversionError
-
-SINGLE_FILE = "model.safetensors"
-SHARD_INDEX = "model.safetensors.index.json"
-PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 
 Tensor = tuple[str, npt.NDArray[np.floating]]
 
@@ -201,13 +198,7 @@ def _read_shards(index_path: Path) -> dict[str, SafetensorsTensor]:
 
 def _no_safetensors_reason(src: Path) -> str:
     if any((src / name).is_file() for name in PICKLE_FILES):
-        return (
-            f"{src}: only PyTorch pickle weights (pytorch_model.bin), no model.safetensors. "
-            "dattavani does not read pickles: unpickling can run arbitrary code, and it needs "
-            "torch. Use a revision of the repository that has model.safetensors, or convert "
-            "once with transformers: WhisperForConditionalGeneration.from_pretrained(src)"
-            ".save_pretrained(dst, safe_serialization=True)"
-        )
+        return pickle_only_reason(str(src))
     return f"{src}: no {SINGLE_FILE} or {SHARD_INDEX}; not a transformers checkpoint"
 
 

@@ -97,6 +97,18 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def copy_or_link(source: Path, target: Path) -> None:
+    """Put ``source``'s bytes at ``target``: a hard link when on the same file system, else a copy.
+
+    A hard link makes a hub download and its cache entry share the disk space.
+    """
+    real = source.resolve()
+    try:
+        os.link(real, target)
+    except OSError:
+        shutil.copyfile(real, target)
+
+
 @dataclass(frozen=True)
 class CacheEntry:
     """One cached model: its folder and what ``metadata.json`` says of it."""

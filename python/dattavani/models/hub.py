@@ -24,14 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dattavani.convert.formats import CheckpointFormat, files_to_fetch, folder_format
 from dattavani.errors import DownloadError, ModelNotFoundError
-from dattavani.models.conversion import (
-    CT2_FILES,
-    TRANSFORMERS_FILES,
-    Layout,
-    detect_layout,
-    needed_files,
-)
 from dattavani.models.specs import HubSource
 
 if TYPE_CHECKING:
@@ -82,7 +76,7 @@ class Download:
     """What :func:`download` fetched: a GGML file as it is, or a snapshot folder to convert."""
 
     path: Path
-    layout: Layout | None  # None: ``path`` is a GGML file
+    source_format: CheckpointFormat  # "ggml": ``path`` is the file, else a folder to convert
     repo_id: str
     revision: str
     commit: str
@@ -93,7 +87,7 @@ def download(
 ) -> Download:
     """Fetch ``source`` at ``revision`` into huggingface_hub's cache.
 
-    A named file is fetched as it is. Otherwise, online, the repo's file list says which layout
+    A named file is fetched as it is. Otherwise, online, the repo's file list says which format
     it is and which files to get; offline, only what the cache already has is used.
 
     Raises:
@@ -124,28 +118,27 @@ def download(
                     **common,
                 )
             )
-            return Download(path, None, source.repo_id, revision, _commit_of(path))
-        layout = None
+            return Download(path, "ggml", source.repo_id, revision, _commit_of(path))
+        source_format: CheckpointFormat | None = None
         if not settings.offline:
-            # The file list says the layout, hence which files to fetch: never all of them.
+            # The file list says the format, hence which files to fetch: never all of them.
             api = hf.HfApi(endpoint=settings.endpoint, token=settings.token)
             info = api.model_info(source.repo_id, revision=revision)
-            layout = detect_layout([s.rfilename for s in info.siblings or ()], label)
-        patterns = needed_files(layout) if layout else (*CT2_FILES, *TRANSFORMERS_FILES)
+            source_format = folder_format([s.rfilename for s in info.siblings or ()], label)
         # By revision, not by the commit just seen: huggingface_hub then records which commit
         # the branch or tag was, and finds it again offline.
         folder = Path(
             hf.snapshot_download(
                 source.repo_id,
                 revision=revision,
-                allow_patterns=list(patterns),
+                allow_patterns=list(files_to_fetch(source_format)),
                 tqdm_class=_bars(progress),
                 **common,
             )
         )
-        if layout is None:
-            layout = detect_layout([p.name for p in folder.iterdir()], label)
-        return Download(folder, layout, source.repo_id, revision, folder.name)
+        if source_format is None:
+            source_format = folder_format([p.name for p in folder.iterdir()], label)
+        return Download(folder, source_format, source.repo_id, revision, folder.name)
     except (hf_errors.RepositoryNotFoundError, hf_errors.GatedRepoError) as error:
         raise ModelNotFoundError(
             f"{label}: no such repository on {settings.where}, or it is private or gated "

@@ -22,7 +22,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Collection, Mapping
+import shutil
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,6 +81,14 @@ KNOWN_PACKAGES = (
         ),
     ),
 )
+
+
+def join_parts(parts: Sequence[Path], target: Path) -> None:
+    """Concatenate the pieces of a file split across packages (``model.bin.part1``, ...)."""
+    with target.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as f:
+                shutil.copyfileobj(f, out, 1 << 20)
 
 
 def _locate(distribution: str, relative: str) -> Path | None:

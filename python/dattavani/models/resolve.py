@@ -24,10 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from dattavani.convert import convert_checkpoint
+from dattavani.convert.formats import (
+    CheckpointFormat,
+    checkpoint_format,
+    files_to_fetch,
+    folder_format,
+)
+from dattavani.convert.quantize import ggml_precision
 from dattavani.errors import ConversionError, ModelLoadError, ModelNotFoundError
-from dattavani.models import conversion, hub
-from dattavani.models.disk_cache import CacheEntry, DiskCache
-from dattavani.models.packages import PackageModel, entry_point_names, find_packages
+from dattavani.models import hub
+from dattavani.models.disk_cache import CacheEntry, DiskCache, copy_or_link
+from dattavani.models.packages import PackageModel, entry_point_names, find_packages, join_parts
 from dattavani.models.specs import (
     DEFAULT_PRECISION,
     QUANTIZED,
@@ -144,31 +152,20 @@ class Resolver:
 
     def _local(self, path: Path, precision: Precision | None) -> ResolvedModel:
         model_id = str(path.resolve())
-        if path.is_file() and conversion.layout_of_file(path) is None:
-            have = conversion.ggml_precision(path)
+        source_format = checkpoint_format(path)
+        if source_format == "ggml":
+            have = ggml_precision(path)
             if precision is None or precision == have:
                 return ResolvedModel(path, model_id, "file", have, {"precision": have})
-            key = f"local-{_fingerprint([path])}-{precision}"
-            fields = {"model_id": model_id, "source": "file", "source_format": "ggml"}
-            with self.cache.lock(key):
-                return self._make(
-                    key,
-                    "file",
-                    lambda target: conversion.quantize_into(path, target, precision),
-                    {**fields, "precision": precision},
-                )
-        layout = conversion.layout_of_file(path) or conversion.detect_layout(
-            [p.name for p in path.iterdir()], str(path)
-        )
         wanted = precision or self.default_precision
         files = sorted(path.iterdir()) if path.is_dir() else [path]
         key = f"local-{_fingerprint(files)}-{wanted}"
-        fields = {"model_id": model_id, "source": "file", "source_format": layout}
+        fields = {"model_id": model_id, "source": "file", "source_format": source_format}
         with self.cache.lock(key):
             return self._make(
                 key,
                 "file",
-                lambda target: conversion.convert(layout, path, target, wanted),
+                lambda target: convert_checkpoint(path, target, precision=wanted),
                 {**fields, "precision": wanted},
             )
 
@@ -233,25 +230,20 @@ class Resolver:
         self, package: PackageModel, key: str, model_id: str, precision: Precision | None
     ) -> ResolvedModel:
         fields = {"model_id": model_id, "source": "package", "source_package": package.distribution}
+        where = f"{package.path} (from {package.distribution})"
+        source_format: CheckpointFormat
         if package.path.is_file():
-            have = conversion.ggml_precision(package.path)
+            source_format = "ggml"
+            have = ggml_precision(package.path)
             if precision is None or precision == have:
                 return ResolvedModel(
                     package.path, model_id, "package", have, {**fields, "precision": have}
                 )
-            return self._make(
-                key,
-                "package",
-                lambda target: conversion.quantize_into(package.path, target, precision),
-                {**fields, "source_format": "ggml", "precision": precision},
-            )
-        where = f"{package.path} (from {package.distribution})"
-        # Split packages carry a CTranslate2 model.bin; the converter says what else is missing.
-        layout: conversion.Layout = (
-            "ct2"
-            if package.parts
-            else conversion.detect_layout([p.name for p in package.path.iterdir()], where)
-        )
+        elif package.parts:
+            # Split packages carry a CTranslate2 model.bin; the converter says what else is missing.
+            source_format = "ctranslate2"
+        else:
+            source_format = folder_format([p.name for p in package.path.iterdir()], where)
         wanted = precision or self.default_precision
 
         def produce(target: Path) -> None:
@@ -259,19 +251,19 @@ class Resolver:
             if package.parts:
                 source = target.parent / "joined"
                 source.mkdir()
-                for name in conversion.needed_files(layout):
+                for name in files_to_fetch(source_format):
                     if (package.path / name).is_file():
-                        conversion.copy_or_link(package.path / name, source / name)
-                conversion.join_parts(package.parts, source / "model.bin")
+                        copy_or_link(package.path / name, source / name)
+                join_parts(package.parts, source / "model.bin")
             try:
-                conversion.convert(layout, source, target, wanted)
+                convert_checkpoint(source, target, precision=wanted)
             except ConversionError as error:
                 raise ConversionError(f"{where}: {error}") from error
             finally:
                 if package.parts:
                     _remove_tree(source)
 
-        fields = {**fields, "source_format": layout, "precision": wanted}
+        fields = {**fields, "source_format": source_format, "precision": wanted}
         return self._make(key, "package", produce, fields)
 
     def _hub(
@@ -284,26 +276,25 @@ class Resolver:
             "source_repo": download.repo_id,
             "source_revision": download.revision,
             "source_commit": download.commit,
-            "source_format": download.layout or "ggml",
+            "source_format": download.source_format,
         }
-        if download.layout is None:
+        if download.source_format == "ggml":
             fields["source_file"] = source.filename
-            have = conversion.ggml_precision(download.path)
+            have = ggml_precision(download.path)
             wanted = precision or have
 
             def produce(target: Path) -> None:
                 if wanted == have:
-                    conversion.copy_or_link(download.path, target)
+                    copy_or_link(download.path, target)
                 else:
-                    conversion.quantize_into(download.path, target, wanted)
+                    convert_checkpoint(download.path, target, precision=wanted)
 
             return self._make(key, "hub", produce, {**fields, "precision": wanted})
-        layout = download.layout
         wanted = precision or self.default_precision
         return self._make(
             key,
             "hub",
-            lambda target: conversion.convert(layout, download.path, target, wanted),
+            lambda target: convert_checkpoint(download.path, target, precision=wanted),
             {**fields, "precision": wanted},
         )
 
@@ -318,7 +309,7 @@ class Resolver:
         return self._make(
             key,
             original.source,
-            lambda target: conversion.quantize_into(original.path, target, precision),
+            lambda target: convert_checkpoint(original.path, target, precision=precision),
             fields,
         )
 
@@ -326,7 +317,7 @@ class Resolver:
         self,
         key: str,
         source: Source,
-        write: Callable[[Path], None],
+        write: Callable[[Path], object],
         fields: dict[str, Any],
     ) -> ResolvedModel:
         """The entry ``key`` if another process made it meanwhile, else a new one made by
