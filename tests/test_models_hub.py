@@ -17,10 +17,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import test_convert_transformers as converter_tests
 from dattavani import Transcriber, _core
+from dattavani.config import Config, config_from_dict
+from dattavani.convert import ggml_precision
 from dattavani.errors import ConversionError, DownloadError, ModelNotFoundError
 from dattavani.models import resolve_model
 from dattavani.testing import JFK_WORDS, words
@@ -196,6 +199,32 @@ def test_revision_is_honoured_and_recorded(hub: HubServer, tiny_en_ggml: Path) -
 
     with pytest.raises(ModelNotFoundError, match=r"no revision 'v2.0'"):
         resolve_model("acme/whisper:ggml-model.bin@v2.0")
+
+
+def test_a_config_alias_with_revision_and_precision_is_followed(
+    hub: HubServer, tiny_en_ggml: Path, jfk: np.ndarray, tmp_path: Path
+) -> None:
+    """``[native_models.models]`` names a hub file at a revision and a precision: the library
+    fetches that revision and quantizes to that precision, as ``dattavani transcribe --model``."""
+    commit = hub.add_repo("acme/whisper", {"ggml-model.bin": tiny_en_ggml}, branches=("v1.0",))
+    alias = {"model_id": "acme/whisper:ggml-model.bin", "revision": "v1.0", "precision": "q8_0"}
+
+    def config(**changes: str) -> Config:
+        models = {"meetings": {**alias, **changes}}
+        native = {"cache_dir": str(tmp_path / "config-cache"), "models": models}
+        return config_from_dict({"native_models": native})
+
+    transcriber = Transcriber("meetings", device="cpu", threads=2, config=config())
+    model = transcriber.resolved
+    assert (model.model_id, model.precision) == ("acme/whisper:ggml-model.bin@v1.0", "q8_0")
+    assert ggml_precision(model.path) == "q8_0"
+    assert model.metadata["source_revision"] == "v1.0"
+    assert model.metadata["source_commit"] == commit
+    assert model.path.is_relative_to(tmp_path / "config-cache")
+    assert words(transcriber.transcribe(jfk).text) == JFK_WORDS
+
+    with pytest.raises(ModelNotFoundError, match=r"no revision 'v2.0'"):
+        Transcriber("meetings", device="cpu", config=config(revision="v2.0"))
 
 
 def test_missing_repo_file_and_unconvertible_repo_are_model_not_found(
