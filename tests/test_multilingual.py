@@ -1,6 +1,8 @@
-"""Languages with the multilingual base: a language per window (``multilingual=True``),
-faster-whisper's ``language_detection_segments`` and ``language_detection_threshold``, and the
-language of empty input.
+"""Languages with the multilingual base: language detection (``detect_language``, the result's
+``language``, ``language_probability`` and ``all_language_probs``), ``allowed_languages``,
+``task="translate"``, a language per window (``multilingual=True``), faster-whisper's
+``language_detection_segments`` and ``language_detection_threshold``, and the language of empty
+input.
 
 Code-switched speech is built here from FLEURS test sentences in ../shared/speech (English, then
 German, a second of silence between clips); nothing is committed. Transcripts are compared word
@@ -24,7 +26,8 @@ SHARED_SPEECH = Path(__file__).resolve().parents[1].parent / "shared" / "speech"
 SAMPLE_RATE = 16000
 GAP = np.zeros(SAMPLE_RATE, np.float32)
 
-pytestmark = pytest.mark.skipif(
+# The tests of speech in other languages; the rest run on jfk, which is always there.
+needs_fleurs = pytest.mark.skipif(
     not (SHARED_SPEECH / "manifest.tsv").is_file(),
     reason="needs the FLEURS recordings of ../shared/speech (not part of the repository)",
 )
@@ -68,6 +71,55 @@ def said(segments: list[Segment]) -> list[str]:
     return any_words("".join(s.text for s in segments))
 
 
+def test_detect_language_ranks_every_language(transcriber: Transcriber, jfk: np.ndarray):
+    probabilities = transcriber.detect_language(jfk)
+    languages = [language for language, _ in probabilities]
+    values = [p for _, p in probabilities]
+    assert languages[0] == "en" and values[0] > 0.9
+    assert len(set(languages)) == len(languages) == 100  # every language base knows, once
+    assert values == sorted(values, reverse=True)
+    assert sum(values) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_the_detected_language_and_its_probabilities_are_in_the_result(
+    transcriber: Transcriber, jfk: np.ndarray
+):
+    result = transcriber.transcribe(jfk)
+    assert (result.language, result.options["language"]) == ("en", None)
+    assert result.all_language_probs[0] == ("en", result.language_probability)
+    assert result.language_probability > 0.9
+    assert dict(result.all_language_probs) == pytest.approx(dict(transcriber.detect_language(jfk)))
+    assert words(result.text) == JFK_WORDS
+
+
+def test_allowed_languages_limit_what_is_detected(transcriber: Transcriber, jfk: np.ndarray):
+    """English is ruled out: the likelier of the two allowed languages is taken, however
+    unlikely, and the speech is decoded in it (base turns jfk into French)."""
+    probabilities = dict(transcriber.detect_language(jfk))
+    likelier = max(("de", "fr"), key=probabilities.__getitem__)
+    result = transcriber.transcribe(jfk, allowed_languages=["German", "fr"])
+    assert result.options["allowed_languages"] == ("de", "fr")  # names become codes
+    assert result.language == likelier
+    assert result.language_probability == pytest.approx(probabilities[likelier])
+    assert "en" in dict(result.all_language_probs)  # all of them are still reported
+    assert len(set(words(result.text)) & set(JFK_WORDS)) < len(JFK_WORDS) / 2, result.text
+
+
+@needs_fleurs
+def test_translate_gives_english_for_german_speech(transcriber: Transcriber):
+    german, reference = fleurs("de-001")
+    transcribed = transcriber.transcribe(german, temperature=0.0)
+    translated = transcriber.transcribe(german, temperature=0.0, task="translate")
+    assert transcribed.language == translated.language == "de"
+    assert translated.options["task"] == "translate"
+    assert word_error_rate(reference, any_words(transcribed.text)) < 0.35, transcribed.text
+    english = any_words(translated.text)
+    # "selbst ein großer Dinosaurier wie der T-Rex": the German words are gone, English came.
+    assert not {"wasser", "dinosaurier", "selbst", "großer"} & set(english), english
+    assert "dinosaur" in english and {"the", "a"} & set(english), english
+
+
+@needs_fleurs
 def test_each_window_is_decoded_in_its_own_language(transcriber: Transcriber, code_switched):
     audio, boundary, english, german = code_switched
     result = transcriber.transcribe(audio, multilingual=True)
@@ -80,6 +132,7 @@ def test_each_window_is_decoded_in_its_own_language(transcriber: Transcriber, co
     assert TranscriptionResult.from_json(result.to_json()).segments == result.segments
 
 
+@needs_fleurs
 def test_without_multilingual_one_language_decodes_everything(
     transcriber: Transcriber, code_switched
 ):
@@ -94,6 +147,7 @@ def test_without_multilingual_one_language_decodes_everything(
     assert word_error_rate(reference, said(other)) > 0.6, (result.language, said(other))
 
 
+@needs_fleurs
 def test_language_detection_segments_looks_past_a_silent_window(transcriber: Transcriber):
     german, reference = fleurs("de-001")
     audio = np.concatenate([np.zeros(30 * SAMPLE_RATE, np.float32), german])
@@ -132,6 +186,7 @@ def test_empty_input_has_no_language(transcriber: Transcriber, tmp_path: Path):
         assert transcriber.detect_language(source) == []
 
 
+@needs_fleurs
 def test_the_command_line_decodes_each_language(base_ggml: Path, code_switched, tmp_path: Path):
     import soundfile
 
