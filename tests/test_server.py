@@ -260,6 +260,13 @@ def test_still_serving_after_every_bad_request(
     case({"model": "whisper-1", "temperature": "3"}, audio, 400, "temperature")
     case({"model": "whisper-1", "language": "klingon"}, audio, 400, "language")
     case({"model": "whisper-1", "stream": "maybe"}, audio, 400, "stream")
+    for unstreamable in ("srt", "vtt", "verbose_json"):
+        case(
+            {"model": "whisper-1", "stream": "true", "response_format": unstreamable},
+            audio,
+            400,
+            "response_format",
+        )
     granularity = {"model": "whisper-1", "response_format": "verbose_json"}
     case({**granularity, "timestamp_granularities[]": "char"}, audio, 400, None)
     case({"model": "whisper-1", "timestamp_granularities[]": "word"}, audio, 400, None)

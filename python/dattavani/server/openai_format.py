@@ -18,6 +18,8 @@ from dattavani.writers import get_writer, whisper_json
 
 RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
 GRANULARITIES = ("word", "segment")
+#: The formats of a streamed answer: its events carry the text alone (OpenAI allows these two).
+STREAM_FORMATS = ("json", "text")
 #: What each response format is sent as.
 MEDIA_TYPES = {
     "json": "application/json",
@@ -130,6 +132,16 @@ def parse_audio_request(fields: Mapping[str, Sequence[str]], task: str) -> Audio
             "timestamp_granularities needs response_format verbose_json",
             param="timestamp_granularities[]",
         )
+    stream = _boolean(one("stream"), "stream")
+    if stream and response_format not in STREAM_FORMATS:
+        # The events carry text alone; a subtitle or verbose_json body would be silently lost.
+        raise APIError(
+            400,
+            f"stream=true sends transcript.text events: response_format must be "
+            f"{' or '.join(STREAM_FORMATS)}, got {response_format!r}",
+            param="response_format",
+            code="invalid_value",
+        )
     return AudioRequest(
         model=model,
         task=task,
@@ -138,7 +150,7 @@ def parse_audio_request(fields: Mapping[str, Sequence[str]], task: str) -> Audio
         response_format=response_format,
         temperature=_temperature(one("temperature")),
         granularities=tuple(granularities),
-        stream=_boolean(one("stream"), "stream"),
+        stream=stream,
     )
 
 
