@@ -152,6 +152,41 @@ def test_rerun_after_adding_a_file_transcribes_only_it_and_the_failed_one(
     assert summary.skipped == len(before) - 1
 
 
+def test_a_file_past_its_timeout_gets_an_error_row_and_a_later_run_transcribes_it(
+    ray_address: str, model: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    soundfile.write(folder / "jfk.wav", _jfk_samples(), 16000)
+    soundfile.write(folder / "jfk-start.wav", _jfk_samples()[: 16000 * 4], 16000)
+    output = tmp_path / "out"
+    # No decode of seconds of speech ends within a millisecond: each call is stopped, the actor
+    # goes on to the next file, and the job ends with a row for each.
+    summary = transcribe_dataset(
+        [str(folder)], output, model, threads_per_actor=1, file_timeout=0.001
+    )
+    rows = _rows(output)
+    assert sorted(r["path"] for r in rows) == _audio_files(folder)
+    for row in rows:
+        assert row["text"] is None
+        assert row["error"].startswith(
+            f"TimeoutError: {row['path']}: not transcribed within 0.001 s"
+        )
+    assert (summary.transcribed, summary.failed) == (0, 2)
+
+    summary = transcribe_dataset([str(folder)], output, model, threads_per_actor=1)
+    by_name = {Path(r["path"]).name: r for r in _rows(output)}
+    assert (summary.transcribed, summary.failed, len(by_name)) == (2, 0, 2)
+    assert JFK_WORDS in by_name["jfk.wav"]["text"].lower()
+    assert by_name["jfk-start.wav"]["error"] is None
+
+
+def test_bad_file_timeout_is_an_options_error(model: str, tmp_path: Path) -> None:
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(OptionsError, match="file_timeout must be > 0 seconds"):
+            transcribe_dataset([str(tmp_path)], tmp_path / "out", model, file_timeout=bad)
+
+
 def _part_files(output: Path) -> list[Path]:
     return sorted(output.glob("part-*.parquet")) if output.is_dir() else []
 

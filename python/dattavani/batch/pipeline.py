@@ -94,13 +94,15 @@ class BatchSummary:
 
 @dataclass(frozen=True)
 class PoolSettings:
-    """How the actor pool is sized; None means "from the cluster's resources"."""
+    """How the actor pool is sized, and how long a file may take; None means "from the cluster's
+    resources" (for the sizes) or "no limit"."""
 
     actors: int | None = None
     threads_per_actor: int | None = None
     states_per_actor: int | None = None
     gpus_per_actor: float = 1.0
     max_retries: int = 2
+    file_timeout: float | None = None
 
 
 def transcribe_dataset(
@@ -115,6 +117,7 @@ def transcribe_dataset(
     states_per_actor: int | None = None,
     gpus_per_actor: float = 1.0,
     max_retries: int = 2,
+    file_timeout: float | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     output_formats: Sequence[str] = (),
     rows_per_file: int = 100,
@@ -130,7 +133,9 @@ def transcribe_dataset(
     error, are skipped; the rest run longest first in a pool of ``actors`` actors, each holding
     one model with ``states_per_actor`` decoder states and ``threads_per_actor`` CPUs. A file
     that fails becomes a row with its ``error``; a file whose worker process dies is tried
-    ``max_retries`` more times, then recorded as failed. ``options`` are
+    ``max_retries`` more times, then recorded as failed; a file not transcribed within
+    ``file_timeout`` seconds is stopped and recorded as failed (a later run tries it again).
+    ``options`` are
     :meth:`dattavani.Transcriber.transcribe`'s (``language``, ``beam_size``, ``word_timestamps``,
     ``vad_filter``...). ``output_formats`` (``srt``, ``vtt``, ``json``...) are also written per
     file under ``output/_transcripts/`` (a local ``output`` only).
@@ -151,9 +156,13 @@ def transcribe_dataset(
         raise OptionsError(f"rows_per_file must be >= 1, got {rows_per_file}")
     if max_retries < 0:
         raise OptionsError(f"max_retries must be >= 0, got {max_retries}")
+    if file_timeout is not None and not file_timeout > 0:
+        raise OptionsError(f"file_timeout must be > 0 seconds, got {file_timeout}")
     formats = _check_formats(output, output_formats)
     options_hash = hash_options(options)
-    pool = PoolSettings(actors, threads_per_actor, states_per_actor, gpus_per_actor, max_retries)
+    pool = PoolSettings(
+        actors, threads_per_actor, states_per_actor, gpus_per_actor, max_retries, file_timeout
+    )
     _check_pool(pool)
 
     files = describe_files(expand_sources([inputs] if isinstance(inputs, str) else inputs))
@@ -468,6 +477,7 @@ def _build_dataset(
                 "states": states,
                 "options": options,
                 "cache_dir": None if cache_dir is None else os.fspath(cache_dir),
+                "file_timeout": pool.file_timeout,
             },
             batch_size=1,
             batch_format="pyarrow",

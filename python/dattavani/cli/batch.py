@@ -71,6 +71,12 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         help="tries more for a file whose worker process dies (default 2)",
     )
     p.add_argument(
+        "--file-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="stop a file not transcribed within this time; it gets an error row (default: none)",
+    )
+    p.add_argument(
         "--rows-per-file", type=int, default=100, metavar="N", help="rows per Parquet file"
     )
     p.add_argument(
@@ -122,6 +128,7 @@ def run_batch_command(args: argparse.Namespace, config: Config) -> int:
             states_per_actor=args.states_per_actor,
             gpus_per_actor=args.gpus_per_actor,
             max_retries=args.max_retries,
+            file_timeout=args.file_timeout,
             cache_dir=None if cache_dir is None else str(cache_dir),
             output_formats=parse_output_formats(args.output_format) if args.output_format else (),
             rows_per_file=args.rows_per_file,
