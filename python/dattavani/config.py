@@ -51,6 +51,15 @@ class ModelAlias:
     precision: str | None = None
     revision: str | None = None
 
+    @property
+    def spec(self) -> str:
+        """What to resolve: the model id, at the revision when one is given.
+
+        >>> ModelAlias("openai/whisper-base", revision="v1").spec
+        'openai/whisper-base@v1'
+        """
+        return f"{self.model_id}@{self.revision}" if self.revision else self.model_id
+
 
 @dataclass(frozen=True)
 class NativeModelsConfig:

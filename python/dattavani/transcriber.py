@@ -165,7 +165,7 @@ class Transcriber:
         if not isinstance(model, str):
             return model, None
         alias = self.config.resolve_model_alias(model)
-        spec = f"{alias.model_id}@{alias.revision}" if alias.revision else alias.model_id
+        spec = alias.spec
         if model != spec or alias.precision:
             logger.info("model %s is an alias of %s (precision %s)", model, spec, alias.precision)
         return spec, alias.precision

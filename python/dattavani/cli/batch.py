@@ -99,7 +99,7 @@ def run_batch_command(args: argparse.Namespace, config: Config) -> int:
 
     name = args.model or config.native_models.default_model
     alias = config.resolve_model_alias(name)
-    model = f"{alias.model_id}@{alias.revision}" if alias.revision else alias.model_id
+    model = alias.spec
     cache_dir = config.native_models.cache_dir
     if alias.precision:
         # As `transcribe` does: the alias's precision is made here, and the actors load the file
