@@ -1,7 +1,8 @@
 """load_audio, iter_audio and audio_duration on real encoded files, bytes, streams and arrays.
 
 The files are made here from the shared jfk recording with real encoders (PyAV's FFmpeg, and
-libsndfile's libvorbis for Ogg Vorbis); ``make_jfk_files`` also serves tests/test_formats.py.
+libsndfile's libvorbis for Ogg Vorbis); ``write_jfk`` also serves tests/test_formats.py, which
+transcribes one file of each format.
 """
 
 from __future__ import annotations
