@@ -43,11 +43,15 @@ def transcriber(tiny_en_ggml: Path) -> Transcriber:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def still_transcribes_afterwards(transcriber: Transcriber, jfk_audio: Path) -> Iterator[None]:
+def still_transcribes_afterwards(
+    transcriber: Transcriber, jfk_audio: Path, tiny_en_ggml: Path
+) -> Iterator[None]:
     """After the module's tests, whichever ran and in whatever order, this interpreter and this
-    loaded model still transcribe jfk word for word (checked at the module's teardown)."""
+    loaded model still transcribe jfk word for word, and the real model still loads (checked at
+    the module's teardown)."""
     yield
     assert words(transcriber.transcribe(jfk_audio).text) == JFK_WORDS
+    assert _core.Model(str(tiny_en_ggml), use_gpu=False).n_audio_layer == 4
 
 
 @pytest.fixture(scope="module")
@@ -403,28 +407,39 @@ def last(t: dict[str, GgmlTensorInfo]) -> GgmlTensorInfo:
 # name -> (breaks tiny.en's bytes, the reason the loader must give; LAST: the file's last tensor)
 BAD_MODELS: dict[str, tuple[Breaker, str]] = {
     "empty": (lambda g, t: b"", "the file is empty"),
+    "random bytes": (
+        lambda g, t: np.random.default_rng(0).bytes(4096),
+        r"not a whisper GGML file \(magic 0x",
+    ),
     "GGUF magic": (lambda g, t: b"GGUF" + g[4:], r"not a whisper GGML file \(magic 0x46554747"),
     "byte-swapped magic": (lambda g, t: b"ggml" + g[4:], r"magic 0x6c6d6767, expected 0x67676d6c"),
-    "cut in the magic": (lambda g, t: g[:3], "ends inside the magic number"),
-    "cut in the hyper-parameters": (lambda g, t: g[:30], "ends inside the hyper-parameters"),
-    "cut in the mel filters": (lambda g, t: g[:5000], "the mel filters needs"),
+    # A file cut anywhere: in each part of the header, in a tensor's header and in its data.
+    "cut in the magic": (lambda g, t: g[:3], r"file is truncated \(ends inside the magic number"),
+    "cut in the hyper-parameters": (
+        lambda g, t: g[:30],
+        r"file is truncated \(ends inside the hyper-parameters",
+    ),
+    "cut in the mel filters": (lambda g, t: g[:5000], r"file is truncated \(the mel filters needs"),
     "cut in the vocabulary": (
         lambda g, t: g[: _VOCABULARY_AT + 50_000],
-        r"truncated \((ends inside|the vocabulary needs)",
+        r"file is truncated \((ends inside|the vocabulary needs)",
     ),
     "cut in a tensor header": (
         lambda g, t: g[: first_header(t) + 6],
-        r"truncated \(ends inside a tensor header",
+        r"file is truncated \(ends inside a tensor header",
     ),
     "cut in a tensor name": (
         lambda g, t: g[: first_header(t) + 12 + 4 * len(first(t).shape) + 3],
-        r"truncated \(ends inside a tensor name",
+        r"file is truncated \(ends inside a tensor name",
     ),
     "cut in tensor data": (
         lambda g, t: g[: t[_MLP].offset + 1000],
-        f"the data of tensor '{_MLP}' needs",
+        rf"file is truncated \(the data of tensor '{_MLP}' needs",
     ),
-    "last byte missing": (lambda g, t: g[:-1], "the data of tensor 'LAST' needs"),
+    "last byte missing": (
+        lambda g, t: g[:-1],
+        r"file is truncated \(the data of tensor 'LAST' needs",
+    ),
     # whisper.cpp threw std::out_of_range (IndexError) from the middle of the first transcription.
     "vocabulary without ' '": (
         lambda g, t: without_space_token(g),
