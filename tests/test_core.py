@@ -15,7 +15,6 @@ import pytest
 
 import dattavani
 from dattavani import Cancelled, OptionsError, Transcriber, _core
-from dattavani.options import TranscribeOptions
 from dattavani.testing import JFK_WORDS, words
 
 
@@ -306,10 +305,6 @@ def test_bad_options_raise_options_error(transcriber: Transcriber, jfk) -> None:
     ]:
         with pytest.raises(OptionsError, match=reason):
             transcriber.transcribe(jfk, **options)
-
-
-def test_faster_whisper_names_are_taken() -> None:
-    assert TranscribeOptions.from_kwargs(log_prob_threshold=-0.5).logprob_threshold == -0.5
 
 
 def test_model_hyperparameters(transcriber: Transcriber, tiny_en_ggml: Path) -> None:
