@@ -1,7 +1,8 @@
 """load_audio, iter_audio and audio_duration on real encoded files, bytes, streams and arrays.
 
 The files are made here from the shared jfk recording with real encoders (PyAV's FFmpeg, and
-libsndfile's libvorbis for Ogg Vorbis); ``make_jfk_files`` also serves tests/test_formats.py.
+libsndfile's libvorbis for Ogg Vorbis); ``write_jfk`` also serves tests/test_formats.py, which
+transcribes one file of each format.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import io
 import logging
 import os
 import pwd
+import re
 import struct
 import tempfile
 import threading
@@ -371,7 +373,7 @@ def speech_like(n: int = 16000) -> np.ndarray:
         (np.float64, lambda x: x.astype(np.float64), 1e-7),
         (np.float16, lambda x: x.astype(np.float16), 1e-3),
         (np.int8, lambda x: np.round(x * 128).astype(np.int8), 1 / 127),
-        (np.int16, lambda x: np.round(x * 32768).astype(np.int16), 1 / 32767),
+        (np.int16, lambda x: np.round(x * 32768).astype(np.int16), 1 / 32768),
         (np.int32, lambda x: np.round(x.astype(np.float64) * 2**31).astype(np.int32), 1e-6),
         (np.int64, lambda x: (x.astype(np.float64) * 2**63).astype(np.int64), 1e-6),
         (np.uint8, lambda x: np.round(x * 128 + 128).astype(np.uint8), 1 / 127),
@@ -442,9 +444,15 @@ def test_channel_out_of_range_on_arrays() -> None:
         {"chunk_seconds": float("nan")},
     ],
 )
-def test_bad_arguments_are_options_errors(kwargs) -> None:
-    with pytest.raises(OptionsError):
+def test_bad_arguments_are_options_errors(jfk_audio: Path, kwargs) -> None:
+    # The message names the argument and the value given, before any decoding.
+    ((name, value),) = kwargs.items()
+    named = re.escape(f"{name}={value!r}: expected")
+    with pytest.raises(OptionsError, match=named):
         iter_audio(speech_like(), **kwargs)
+    if name != "chunk_seconds":
+        with pytest.raises(OptionsError, match=named):
+            load_audio(jfk_audio, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -541,8 +549,8 @@ def test_wav_header_claiming_more_data_decodes_what_is_there(
         audio = load_audio(path)
     assert len(audio) == 16000
     assert np.allclose(audio, pcm[:16000] / 32768, atol=1e-6)
-    assert str(path) in caplog.text and "declares 2.00 s" in caplog.text
-    assert "1.00 s that decoded" in caplog.text
+    assert str(path) in caplog.text and "ends early or is damaged" in caplog.text
+    assert "declares 2.00 s" in caplog.text and "1.00 s that decoded" in caplog.text
 
 
 def test_streamed_wav_with_placeholder_sizes_decodes_silently(

@@ -1,8 +1,10 @@
-"""jfk in every format, rate and channel layout, transcribed word for word through the public API.
+"""jfk in each container family, transcribed word for word through the public API.
 
-``Transcriber.transcribe(path)`` decodes each file with dattavani.audio.load_audio, so this checks
-the whole path from a user's file to the words. The files are made by tests/test_audio.py's
-``make_jfk_files`` with real encoders.
+tests/test_audio.py checks that every format, rate and channel layout decodes to the signal.
+Here one file of each family (44.1 kHz stereo, the recording's own; Opus at 48 kHz, its nearest
+rate) goes the whole way from a user's file to the words: ``Transcriber.transcribe(path)`` reads
+a path in chunks through dattavani.audio.iter_audio. Two files at 8 kHz show what tiny.en makes
+of telephone-band audio. The files are made with real encoders by test_audio's ``write_jfk``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ import pytest
 
 from dattavani import Transcriber
 from dattavani.testing import JFK_WORDS, word_error_rate, words
-from test_audio import FORMATS, LAYOUTS, RATES, make_jfk_files
+from test_audio import FORMATS, jfk_at, write_jfk
+
+#: (format, rate, layout) of the files transcribed: each format once, then the telephone band.
+FILES = [
+    *((fmt, 44100, "stereo") for fmt in FORMATS),
+    *((fmt, 8000, "mono") for fmt in ("wav", "mp3")),
+]
 
 
 @pytest.fixture(scope="module")
@@ -21,16 +29,12 @@ def transcriber(tiny_en_ggml: Path) -> Transcriber:
     return Transcriber(tiny_en_ggml, threads=2)
 
 
-@pytest.fixture(scope="module")
-def jfk_files(jfk_audio: Path, tmp_path_factory: pytest.TempPathFactory):
-    return make_jfk_files(jfk_audio, tmp_path_factory.mktemp("jfk-formats"))
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("rate", RATES)
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_jfk_word_for_word(transcriber, jfk_files, fmt: str, rate: int, layout: str) -> None:
-    result = transcriber.transcribe(jfk_files[fmt, rate, layout])
+@pytest.mark.parametrize(("fmt", "rate", "layout"), FILES)
+def test_jfk_word_for_word(
+    transcriber, jfk_audio: Path, tmp_path: Path, fmt: str, rate: int, layout: str
+) -> None:
+    path = write_jfk(jfk_at(jfk_audio, rate, layout), rate, tmp_path / f"jfk.{fmt}", fmt)
+    result = transcriber.transcribe(path)
     where = f"{fmt} at {rate} Hz, {layout}: {result.text!r}"
     if rate == 8000:
         # Telephone-band audio has nothing above 4 kHz, where most of the final "s" of
