@@ -3,24 +3,32 @@
 The transformers checkpoints are built here from the real faster-whisper tiny.en: its weights,
 converted to GGML by the CTranslate2 converter, are renamed to the transformers layout (names
 spelled out below from transformers' WhisperForConditionalGeneration) and written with the
-``safetensors`` package itself. Converting them back must give the CTranslate2 conversion's
-tensors bit for bit.
+``safetensors`` package itself. The openai ``.pt`` checkpoints hold the same weights under
+whisper.cpp's names, written without torch by ``tests/torch_save.py``. Converting either back must
+give the CTranslate2 conversion's tensors bit for bit.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import shutil
 import struct
+import sys
+import zipfile
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 from safetensors.numpy import save_file
 
+import torch_save
 from dattavani import _core
 from dattavani.convert import (
     ConversionError,
@@ -39,6 +47,7 @@ from dattavani.convert.ggml_writer import (
     read_ggml,
 )
 from dattavani.convert.openai_pt import read_tiktoken
+from dattavani.convert.torch_zip import read_torch_file
 from dattavani.errors import ModelLoadError
 
 Arrays = dict[str, npt.NDArray[np.floating]]
@@ -471,42 +480,308 @@ def test_tiktoken_vocabulary(ct2_f16: GgmlModelInfo, tmp_path: Path) -> None:
 
 
 # -- openai .pt ------------------------------------------------------------------------------------
+# The checkpoints are written without torch: tests/torch_save.py writes torch.save's zip archive
+# and pickle opcodes by hand. The last test checks that module against torch, where it is installed.
 
 
-def _torch_missing() -> bool:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return True
-    return False
+def openai_checkpoint(hp: WhisperHParams, weights: Arrays) -> dict[str, object]:
+    """openai-whisper's file: ``{"dims": asdict(dims), "model_state_dict": model.state_dict()}``."""
+    state = OrderedDict(
+        (name, array.reshape(-1) if name in CONV_BIASES else array)
+        for name, array in weights.items()
+    )
+    vars(state)["_metadata"] = OrderedDict({"": {"version": 1}})  # as Module.state_dict() sets
+    return {"dims": dataclasses.asdict(hp), "model_state_dict": state}
 
 
-@pytest.mark.skipif(not _torch_missing(), reason="torch is installed; tested by the next test")
-def test_openai_pt_without_torch_says_what_to_do(tmp_path: Path) -> None:
+def test_openai_pt_converts_without_torch(
+    ct2_f16: GgmlModelInfo,
+    tiny_en_weights: Arrays,
+    ct2_tiny_en: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """tiny.en as openai's float16 .pt gives the CTranslate2 conversion's model bit for bit."""
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` fails, installed or not
     src = tmp_path / "tiny.en.pt"
-    src.write_bytes(b"PK\x03\x04")
+    torch_save.save(openai_checkpoint(ct2_f16.hparams, tiny_en_weights), src)
+    shutil.copy(ct2_tiny_en / "tokenizer.json", tmp_path)  # the vocabulary, next to the .pt
     assert checkpoint_format(src) == "openai-pt"
-    with pytest.raises(ConversionError) as err:
-        convert_checkpoint(src, tmp_path / "m.bin")
-    message = str(err.value)
-    assert str(src) in message and "pip install torch" in message and "safetensors" in message
-    assert_dir_holds(tmp_path, {"tiny.en.pt"})
+    out = convert_checkpoint(src, tmp_path / "pt.bin")
+    assert_same_model(read_ggml(out), ct2_f16)
+    assert_dir_holds(tmp_path, {"tiny.en.pt", "tokenizer.json", "pt.bin"})
 
 
-def test_openai_pt_equals_ct2_conversion(
+def test_openai_pt_storage_types_and_views(
     ct2_f16: GgmlModelInfo, tiny_en_weights: Arrays, ct2_tiny_en: Path, tmp_path: Path
 ) -> None:
+    """What else torch.save may write: float32 and bfloat16 storages, big-endian bytes, tensors
+    sharing a storage at offsets (the decoder's query and key weights), a transposed view (the
+    token embedding), and the archive's folder named after the file, as older torch named it."""
+    storages: dict[str, bytes] = {}
+
+    def stored(kind: str, data: npt.NDArray[np.generic]) -> torch_save.Storage:
+        key = str(len(storages))
+        storages[key] = data.astype(data.dtype.newbyteorder(">")).tobytes()
+        return torch_save.Storage(kind, key, data.size)
+
+    def tensor(storage: torch_save.Storage, shape: tuple[int, ...]) -> torch_save.Tensor:
+        return torch_save.Tensor(storage, 0, shape, torch_save.contiguous_stride(shape))
+
+    weights = {n: a.reshape(-1) if n in CONV_BIASES else a for n, a in tiny_en_weights.items()}
+    want = {n: a.astype(np.float32) for n, a in tiny_en_weights.items()}
+    state: dict[str, object] = {}
+    for name, array in weights.items():
+        if name.startswith("encoder."):
+            state[name] = tensor(stored("FloatStorage", array.astype(np.float32)), array.shape)
+        elif name.startswith("decoder.blocks."):
+            bits = _to_bfloat16_bits(array)
+            state[name] = tensor(stored("BFloat16Storage", bits), array.shape)
+            want[name] = (bits.astype(np.uint32) << 16).view(np.float32)
+        else:
+            state[name] = tensor(stored("HalfStorage", array), array.shape)
+    for i in range(ct2_f16.hparams.n_text_layer):
+        names = [f"decoder.blocks.{i}.attn.{p}.weight" for p in ("query", "key")]
+        query, key = (weights[name] for name in names)
+        both = stored("HalfStorage", np.concatenate([query.reshape(-1), key.reshape(-1)]))
+        for name, offset in zip(names, (0, query.size), strict=True):
+            state[name] = torch_save.Tensor(
+                both, offset, query.shape, torch_save.contiguous_stride(query.shape)
+            )
+            want[name] = tiny_en_weights[name].astype(np.float32)
+    embedding = weights["decoder.token_embedding.weight"]
+    transposed = stored("HalfStorage", np.ascontiguousarray(embedding.T))
+    state["decoder.token_embedding.weight"] = torch_save.Tensor(
+        transposed, 0, embedding.shape, (1, embedding.shape[0])
+    )
+    src = tmp_path / "tiny.en.pt"
+    checkpoint = {"dims": dataclasses.asdict(ct2_f16.hparams), "model_state_dict": state}
+    data_pkl = torch_save.pickle_bytes(checkpoint)
+    torch_save.write_archive(src, data_pkl, storages, folder="tiny.en", byteorder="big")
+
+    out = read_ggml(convert_openai_pt(src, tmp_path / "pt.bin", dtype="f32", tokenizer=ct2_tiny_en))
+    for name in ct2_f16.tensors:
+        assert np.array_equal(out.load(name), want[name]), name
+    assert out.vocab == ct2_f16.vocab
+
+
+@pytest.mark.parametrize("byteorder", ["little", "big", None])
+def test_torch_file_tensors(byteorder: str | None, tmp_path: Path) -> None:
+    """Each storage type a checkpoint may hold, read back by value through views of it; no
+    byteorder member means little-endian (torch < 1.13 wrote none)."""
+    order = ">" if byteorder == "big" else "<"
+    values = {
+        "HalfStorage": np.arange(-3, 3, dtype=np.float16) / 4,
+        "FloatStorage": np.linspace(-1, 1, 6, dtype=np.float32),
+        "DoubleStorage": np.linspace(0, 5, 6),
+        "BFloat16Storage": np.array([1.5, -2, 0.25, 2.0**127, 2.0**-130, 0], dtype=np.float32),
+        "LongStorage": np.arange(6, dtype=np.int64) - 2**40,
+        "BoolStorage": np.array([True, False] * 3),
+    }
+    storages: dict[str, bytes] = {}
+    tensors: dict[str, object] = {}
+    for kind, array in values.items():
+        data = _to_bfloat16_bits(array) if kind == "BFloat16Storage" else array
+        storages[kind] = data.astype(data.dtype.newbyteorder(order)).tobytes()
+        storage = torch_save.Storage(kind, kind, 6)
+        tensors[kind] = torch_save.Tensor(storage, 0, (2, 3), (3, 1))
+        tensors[f"{kind} tail"] = torch_save.Tensor(storage, 2, (4,), (1,))
+        tensors[f"{kind} transposed"] = torch_save.Tensor(storage, 0, (3, 2), (1, 3))
+        tensors[f"{kind} empty"] = torch_save.Tensor(storage, 6, (0, 3), (3, 1))
+    tensors["parameter"] = torch_save.Call(
+        torch_save.Global("torch._utils", "_rebuild_parameter"),
+        (tensors["HalfStorage"], True, OrderedDict()),
+    )
+    src = tmp_path / "t.pt"
+    data_pkl = torch_save.pickle_bytes(tensors)
+    torch_save.write_archive(src, data_pkl, storages, byteorder=byteorder)
+
+    got = read_torch_file(src)
+    assert set(got) == set(tensors)
+    for kind, array in values.items():
+        matrix = array.reshape(2, 3)
+        views = {"": matrix, " tail": array[2:], " transposed": matrix.T, " empty": matrix[:0]}
+        for suffix, want in views.items():
+            tensor = got[kind + suffix]
+            assert tensor.is_float == (array.dtype.kind == "f")
+            loaded = tensor.load()
+            assert loaded.shape == want.shape and np.array_equal(loaded, want), kind + suffix
+    assert np.array_equal(got["parameter"].load(), values["HalfStorage"].reshape(2, 3))
+
+
+def test_openai_pt_missing_tensor_fails_midway_without_output(
+    ct2_f16: GgmlModelInfo, tiny_en_weights: Arrays, ct2_tiny_en: Path, tmp_path: Path
+) -> None:
+    last = list(expected_tensor_shapes(ct2_f16.hparams))[-1]
+    weights = {name: array for name, array in tiny_en_weights.items() if name != last}
+    src = tmp_path / "tiny.en.pt"
+    torch_save.save(openai_checkpoint(ct2_f16.hparams, weights), src)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "m.bin").write_bytes(b"previous model")
+    with pytest.raises(ConversionError, match=f"missing tensor {re.escape(repr(last))}"):
+        convert_openai_pt(src, out_dir / "m.bin", tokenizer=ct2_tiny_en)
+    assert (out_dir / "m.bin").read_bytes() == b"previous model"
+    assert_dir_holds(out_dir, {"m.bin"})
+
+
+# Broken .pt files: a writer of each, given the path and tiny.en's hparams, and the reason given.
+Writer = Callable[[Path, WhisperHParams], None]
+HALF4 = torch_save.Tensor(torch_save.Storage("HalfStorage", "0", 4), 0, (4,), (1,))
+
+
+def _raw(content: bytes) -> Writer:
+    return lambda path, hp: path.write_bytes(content)
+
+
+def _archive(data_pkl: bytes, storages: dict[str, bytes] | None = None, **options: Any) -> Writer:
+    """A torch zip archive of the pickle; by default with float16 storage '0' of 4 elements."""
+    content = {"0": bytes(8)} if storages is None else storages
+    return lambda path, hp: torch_save.write_archive(path, data_pkl, content, **options)
+
+
+def _pickled(obj: object, storages: dict[str, bytes] | None = None, **options: Any) -> Writer:
+    return _archive(torch_save.pickle_bytes(obj), storages, **options)
+
+
+def _checkpoint(state: dict[str, object], without: str | None = None) -> Writer:
+    """tiny.en's dims (less ``without``) and the tensors of ``state``."""
+
+    def write(path: Path, hp: WhisperHParams) -> None:
+        dims = {k: v for k, v in dataclasses.asdict(hp).items() if k != without}
+        torch_save.save({"dims": dims, "model_state_dict": state}, path)
+
+    return write
+
+
+def _truncated(path: Path, hp: WhisperHParams) -> None:
+    torch_save.save({"w": np.ones(4096, dtype=np.float16)}, path)
+    path.write_bytes(path.read_bytes()[:5000])
+
+
+def _no_data_pkl(path: Path, hp: WhisperHParams) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/version", "3\n")
+
+
+def _torchscript(path: Path, hp: WhisperHParams) -> None:
+    torch_save.write_archive(path, torch_save.pickle_bytes({}), {})
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("archive/constants.pkl", torch_save.pickle_bytes(()))
+        archive.writestr("archive/code/__torch__.py", "")
+
+
+def _runs_a_command(path: Path, hp: WhisperHParams) -> None:
+    """Would leave a file beside the checkpoint, were its pickle run."""
+    touch = torch_save.Call(torch_save.Global("os", "system"), (f"touch {path}.pwned",))
+    torch_save.write_archive(path, torch_save.pickle_bytes({"dims": touch}), {})
+
+
+BROKEN_PT: dict[str, tuple[Writer, str]] = {
+    "empty": (_raw(b""), "not a PyTorch checkpoint"),
+    "text": (_raw(b"hello"), "not a PyTorch checkpoint"),
+    "legacy format": (
+        _raw(b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19 and so on"),
+        "legacy format of torch < 1.6",
+    ),
+    "truncated": (_truncated, "damaged or truncated zip archive"),
+    "no data.pkl": (_no_data_pkl, "no data.pkl in the zip archive"),
+    "TorchScript": (_torchscript, "a TorchScript archive"),
+    "unknown byte order": (_pickled({"w": HALF4}, byteorder="middle"), "unknown byte order"),
+    "compressed": (
+        _pickled({"w": HALF4}, compression=zipfile.ZIP_DEFLATED),
+        "member archive/data/0 is compressed",
+    ),
+    "missing storage": (_pickled({"w": HALF4}, {}), "storage '0' has no member archive/data/0"),
+    "short storage": (
+        _pickled({"w": HALF4}, {"0": bytes(6)}),
+        "storage '0' (HalfStorage of 4) needs 8 bytes, member archive/data/0 holds 6",
+    ),
+    "tensor past its storage": (
+        _pickled(torch_save.Tensor(HALF4.storage, 3, (2,), (1,))),
+        "a tensor of shape (2,) reaches element 4 of storage '0', which holds 4",
+    ),
+    "malformed tensor": (
+        _pickled(torch_save.Tensor(HALF4.storage, 0, (2, 2), (1,))),
+        "a malformed tensor in data.pkl",
+    ),
+    "os.system": (_runs_a_command, "data.pkl refers to os.system, not allowed"),
+    "builtins.exec": (
+        _pickled(torch_save.Call(torch_save.Global("builtins", "exec"), ("import os",))),
+        "data.pkl refers to builtins.exec, not allowed",
+    ),
+    "complex storage": (
+        _pickled(torch_save.Storage("ComplexFloatStorage", "0", 2)),
+        "torch.ComplexFloatStorage, an unsupported storage type",
+    ),
+    "other persistent id": (
+        _archive(b"\x80\x02X\x03\x00\x00\x00abcQ."),  # PROTO 2, BINUNICODE 'abc', BINPERSID
+        "unknown persistent id 'abc'",
+    ),
+    "corrupt pickle": (_archive(b"\x80\x02}(X\x04\x00\x00\x00di"), "corrupt data.pkl"),
+    "not a dict": (_pickled((1, 2)), "expected a dict with 'dims' and 'model_state_dict'"),
+    "no dims": (_pickled({"model_state_dict": {}}), "found a dict with keys ['model_state_dict']"),
+    "dims lack n_mels": (_checkpoint({}, without="n_mels"), "'dims' lacks a valid 'n_mels'"),
+    "integer tensor": (
+        _checkpoint({"encoder.positional_embedding": np.zeros((1500, 384), np.int64)}),
+        "tensor 'encoder.positional_embedding' is held in a LongStorage; expected float16",
+    ),
+    "not a tensor": (
+        _checkpoint({"encoder.positional_embedding": "weights"}),
+        "'encoder.positional_embedding' is a str, not a tensor",
+    ),
+    "wrong shape": (
+        _checkpoint({"encoder.positional_embedding": np.zeros((1500, 383), np.float16)}),
+        "'encoder.positional_embedding' has shape (1500, 383), but the checkpoint's dims make "
+        "it (1500, 384)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_PT))
+def test_broken_openai_pt_is_refused(
+    case: str, ct2_f16: GgmlModelInfo, ct2_tiny_en: Path, tmp_path: Path
+) -> None:
+    write, reason = BROKEN_PT[case]
+    src = tmp_path / "m.pt"
+    write(src, ct2_f16.hparams)
+    with pytest.raises(ConversionError, match=re.escape(reason)) as err:
+        convert_openai_pt(src, tmp_path / "m.bin", tokenizer=ct2_tiny_en)
+    assert str(src) in str(err.value)
+    assert_dir_holds(tmp_path, {"m.pt"})  # no output, no temporary file, no command run
+
+
+def test_torch_save_files_agree_with_torch(
+    ct2_f16: GgmlModelInfo, tiny_en_weights: Arrays, ct2_tiny_en: Path, tmp_path: Path
+) -> None:
+    """Where torch is installed: a file torch.save wrote converts as ours do, its views and
+    bfloat16 read right, and torch reads tests/torch_save.py's files as written."""
     torch = pytest.importorskip("torch")
     hp = ct2_f16.hparams
     state = {
         name: torch.from_numpy(array.reshape(-1) if name in CONV_BIASES else array)
         for name, array in tiny_en_weights.items()
     }
-    dims = {f: getattr(hp, f) for f in hp.__dataclass_fields__}
     src = tmp_path / "tiny.en.pt"
-    torch.save({"dims": dims, "model_state_dict": state}, src)
+    torch.save({"dims": dataclasses.asdict(hp), "model_state_dict": state}, src)
     out = convert_openai_pt(src, tmp_path / "pt.bin", tokenizer=ct2_tiny_en)
     assert_same_model(read_ggml(out), ct2_f16)
+
+    base = torch.linspace(-2, 2, 12).reshape(3, 4)  # one storage for the first two
+    views = {"t": base.t(), "row": base[1], "bf16": base.to(torch.bfloat16)}
+    torch.save(views, tmp_path / "views.pt")
+    got = read_torch_file(tmp_path / "views.pt")
+    assert got["t"].storage == got["row"].storage
+    for name, view in views.items():
+        assert np.array_equal(got[name].load(), view.float().numpy()), name
+
+    bits = _to_bfloat16_bits(np.array([1.5, -2], dtype=np.float32))
+    ours = {"w": np.arange(6, dtype=np.float16).reshape(2, 3), "b": torch_save.BFloat16(bits)}
+    torch_save.save(ours, tmp_path / "ours.pt")
+    loaded = torch.load(tmp_path / "ours.pt", weights_only=True)
+    assert loaded["w"].dtype == torch.float16 and loaded["b"].dtype == torch.bfloat16
+    assert np.array_equal(loaded["w"].numpy(), ours["w"])
+    assert loaded["b"].float().tolist() == [1.5, -2.0]
 
 
 # -- dispatch --------------------------------------------------------------------------------------
