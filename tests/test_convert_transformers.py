@@ -690,7 +690,7 @@ BROKEN_PT: dict[str, tuple[Writer, str]] = {
     "unknown byte order": (_pickled({"w": HALF4}, byteorder="middle"), "unknown byte order"),
     "compressed": (
         _pickled({"w": HALF4}, compression=zipfile.ZIP_DEFLATED),
-        "member archive/data/0 is compressed",
+        "is compressed or encrypted; torch.save stores its members as they are",
     ),
     "missing storage": (_pickled({"w": HALF4}, {}), "storage '0' has no member archive/data/0"),
     "short storage": (

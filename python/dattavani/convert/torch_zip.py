@@ -31,6 +31,7 @@ import os
 import pickle
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -45,6 +46,16 @@ from dattavani.errors import ConversionError
 _LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., file name length, extra field length
 ByteOrder = Literal["<", ">"]
+# What zipfile raises for a damaged archive besides BadZipFile (UnicodeDecodeError for a bad
+# name is a ValueError; NotImplementedError for a version or method it does not know).
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    EOFError,
+    NotImplementedError,
+    ValueError,
+    struct.error,
+    zlib.error,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +160,8 @@ def read_torch_file(path: str | os.PathLike[str]) -> Any:
             except zipfile.BadZipFile:
                 f.seek(0)
                 raise ConversionError(_not_a_zip_reason(p, f.read(len(_LEGACY_MAGIC)))) from None
+            except _ZIP_ERRORS as exc:
+                raise ConversionError(f"{p}: a damaged zip archive: {exc}") from exc
             with archive:
                 prefix = _archive_prefix(p, archive)
                 byteorder = _byteorder(p, archive, prefix)
@@ -185,10 +198,26 @@ def _archive_prefix(p: Path, archive: zipfile.ZipFile) -> str:
     return prefix
 
 
+def _stored_member(p: Path, archive: zipfile.ZipFile, name: str) -> zipfile.ZipInfo:
+    """The member ``name``, which torch.save stores as it is (never compressed, so never a zip
+    bomb, and mappable in place); ConversionError if it is missing, compressed or encrypted."""
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise ConversionError(f"{p}: no member {name} in the archive") from None
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+        raise ConversionError(
+            f"{p}: member {name} is compressed or encrypted; torch.save stores its members "
+            "as they are"
+        )
+    return info
+
+
 def _read_member(p: Path, archive: zipfile.ZipFile, name: str) -> bytes:
+    _stored_member(p, archive, name)
     try:
         return archive.read(name)
-    except (zipfile.BadZipFile, EOFError, NotImplementedError, ValueError) as exc:
+    except _ZIP_ERRORS as exc:
         raise ConversionError(f"{p}: cannot read {name} from the archive: {exc}") from exc
 
 
@@ -217,6 +246,7 @@ class _StorageFinder:
     ) -> None:
         self.p, self.f, self.size, self.archive = p, f, size, archive
         self.prefix, self.byteorder = prefix, byteorder
+        self.names = set(archive.namelist())
         self.found: dict[tuple[str, str, int], TorchStorage] = {}
 
     def storage(self, key: str, kind: StorageType, numel: int) -> TorchStorage:
@@ -224,15 +254,9 @@ class _StorageFinder:
         if known is not None:
             return known
         name = f"{self.prefix}data/{key}"
-        try:
-            info = self.archive.getinfo(name)
-        except KeyError:
-            raise ConversionError(f"{self.p}: storage {key!r} has no member {name}") from None
-        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
-            raise ConversionError(
-                f"{self.p}: member {name} is compressed or encrypted; torch.save stores its "
-                "members as they are"
-            )
+        if name not in self.names:
+            raise ConversionError(f"{self.p}: storage {key!r} has no member {name}")
+        info = _stored_member(self.p, self.archive, name)
         dtype = np.dtype(kind.dtype).newbyteorder(self.byteorder)
         needed = numel * dtype.itemsize
         if info.file_size < needed:
@@ -240,8 +264,10 @@ class _StorageFinder:
                 f"{self.p}: storage {key!r} ({kind.name} of {numel}) needs {needed} bytes, "
                 f"member {name} holds {info.file_size}"
             )
-        self.f.seek(info.header_offset)
-        header = self.f.read(_LOCAL_HEADER.size)
+        header = b""
+        if 0 <= info.header_offset < self.size:
+            self.f.seek(info.header_offset)
+            header = self.f.read(_LOCAL_HEADER.size)
         if len(header) < _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
             raise ConversionError(f"{self.p}: truncated or damaged zip member {name}")
         _, name_len, extra_len = _LOCAL_HEADER.unpack(header)
