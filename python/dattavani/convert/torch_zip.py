@@ -335,7 +335,14 @@ class _Rebuild:
             and len(shape) == len(stride)
             and all(_is_count(n) for n in shape + stride)
         ):
-            raise ConversionError(f"{self.p}: a malformed tensor in data.pkl: {args!r:.120}")
+            given = ", ".join(
+                f"storage {a.key!r}" if isinstance(a, TorchStorage) else f"{a!r:.40}"
+                for a in args[:4]
+            )
+            raise ConversionError(
+                f"{self.p}: a malformed tensor in data.pkl: ({given}); expected (storage, "
+                "offset, size, stride) with as many strides as sizes"
+            )
         if math.prod(shape) > 0:
             last = offset + sum((n - 1) * step for n, step in zip(shape, stride, strict=True))
             if last >= storage.numel:
