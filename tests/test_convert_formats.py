@@ -27,8 +27,10 @@ from dattavani.errors import ConversionError
         (["config.json", "model.safetensors.index.json", "vocab.json"], "transformers"),
         # Both: the safetensors are the full-precision weights.
         (["config.json", "model.bin", "tokenizer.json", "model.safetensors"], "transformers"),
-        # Pickles beside safetensors are never read.
+        # torch.save weights: read only where no safetensors are beside them.
         (["config.json", "pytorch_model.bin", "model.safetensors"], "transformers"),
+        (["config.json", "pytorch_model.bin"], "transformers"),
+        (["config.json", "pytorch_model.bin.index.json"], "transformers"),
     ],
 )
 def test_folder_format_from_names(names: list[str], expected: str) -> None:
@@ -38,8 +40,6 @@ def test_folder_format_from_names(names: list[str], expected: str) -> None:
 @pytest.mark.parametrize(
     ("names", "reason"),
     [
-        (["config.json", "pytorch_model.bin"], "only PyTorch pickle weights"),
-        (["pytorch_model.bin.index.json"], "arbitrary code"),
         (["README.md", "ggml-tiny.bin", "models/ggml-base.bin"], "GGML files to choose from"),
         (["README.md", "config.json"], "neither a CTranslate2 model"),
         ([], "neither a CTranslate2 model"),
@@ -77,11 +77,16 @@ def test_checkpoint_format_of_paths(tmp_path: Path) -> None:
 
 
 def test_files_to_fetch() -> None:
-    assert files_to_fetch("ctranslate2") == CT2_FILES
-    assert files_to_fetch("transformers") == TRANSFORMERS_FILES
+    safetensors = ["config.json", "model.safetensors", "pytorch_model.bin", "tf_model.h5"]
+    pickles = ["config.json", "pytorch_model.bin.index.json", "pytorch_model-00001-of-00002.bin"]
+    assert files_to_fetch("ctranslate2", ["model.bin"]) == CT2_FILES
+    assert files_to_fetch("transformers", safetensors) == TRANSFORMERS_FILES
+    # The torch.save weights only where they are the only weights; never TF or Flax ones.
+    fetched = files_to_fetch("transformers", pickles)
+    assert {"pytorch_model*.bin", "pytorch_model.bin.index.json", "config.json"} <= set(fetched)
+    assert not any("safetensors" in p or p.startswith(("tf_", "flax_")) for p in fetched)
     # Not known yet (offline: only the cache's files are used): every format's.
-    assert set(files_to_fetch(None)) == {*CT2_FILES, *TRANSFORMERS_FILES}
-    # Never the weights dattavani does not read.
+    assert set(files_to_fetch(None, [])) == {*CT2_FILES, *TRANSFORMERS_FILES}
     assert not any(
-        p.startswith(("pytorch_model", "tf_model", "flax_model")) for p in files_to_fetch(None)
+        p.startswith(("pytorch_model", "tf_model", "flax_model")) for p in files_to_fetch(None, [])
     )

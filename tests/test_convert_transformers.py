@@ -1,11 +1,13 @@
-"""Tests for the transformers (safetensors) and openai .pt converters and the format dispatch.
+"""Tests for the transformers (safetensors or torch.save) and openai .pt converters and the
+format dispatch.
 
 The transformers checkpoints are built here from the real faster-whisper tiny.en: its weights,
 converted to GGML by the CTranslate2 converter, are renamed to the transformers layout (names
 spelled out below from transformers' WhisperForConditionalGeneration) and written with the
-``safetensors`` package itself. The openai ``.pt`` checkpoints hold the same weights under
-whisper.cpp's names, written without torch by ``tests/torch_save.py``. Converting either back must
-give the CTranslate2 conversion's tensors bit for bit.
+``safetensors`` package itself, or as the ``pytorch_model.bin`` of older checkpoints. The openai
+``.pt`` checkpoints hold the same weights under whisper.cpp's names. Both torch.save kinds are
+written without torch by ``tests/torch_save.py``. Converting any of them back must give the
+CTranslate2 conversion's tensors bit for bit.
 """
 
 from __future__ import annotations
@@ -349,22 +351,48 @@ def test_large_v3_dimensions(ct2_tiny_en: Path, tmp_path: Path) -> None:
 # -- failures --------------------------------------------------------------------------------------
 
 
-def test_pickle_only_checkpoint_is_refused(hf_tiny_en: Path, tmp_path: Path) -> None:
-    src = copy_without_weights(hf_tiny_en, tmp_path / "pickle")
-    (src / "pytorch_model.bin").write_bytes(b"PK\x03\x04 a torch zip archive would be here")
+def test_pickle_only_checkpoint_converts(
+    hf_tiny_en: Path, ct2_f16: GgmlModelInfo, tiny_en_weights: Arrays, tmp_path: Path
+) -> None:
+    """Only torch.save weights (pytorch_model.bin, as older checkpoints and many fine-tunes have):
+    read without torch, one file or sharded, the same model as the CTranslate2 conversion."""
+    state = OrderedDict(hf_state(ct2_f16.hparams, tiny_en_weights))
+    single = copy_without_weights(hf_tiny_en, tmp_path / "single")
+    torch_save.save(state, single / "pytorch_model.bin")
+    sharded = copy_without_weights(hf_tiny_en, tmp_path / "sharded")
+    files = ["pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin"]
+    weight_map = {name: files[".decoder." in name] for name in state}
+    for file in files:
+        shard = {name: a for name, a in state.items() if weight_map[name] == file}
+        torch_save.save(OrderedDict(shard), sharded / file)
+    index = {"metadata": {"total_size": 0}, "weight_map": weight_map}
+    (sharded / "pytorch_model.bin.index.json").write_text(json.dumps(index))
+
+    for src in (single, sharded):
+        assert checkpoint_format(src) == "transformers"
+        out = convert_checkpoint(src, tmp_path / f"{src.name}.bin")
+        assert_same_model(read_ggml(out), ct2_f16)
+
+
+def test_pickle_only_checkpoint_refusals(
+    hf_tiny_en: Path, ct2_f16: GgmlModelInfo, tiny_en_weights: Arrays, tmp_path: Path
+) -> None:
+    """A pickle holding no state dict, or integers for a weight, is refused with the reason and
+    leaves no output."""
+    src = copy_without_weights(hf_tiny_en, tmp_path / "src")
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    # Refused from its file names, and by the converter when called on it directly.
-    for call in (
-        lambda: convert_checkpoint(src, out_dir / "m.bin"),
-        lambda: convert_transformers(src, out_dir / "m.bin"),
-    ):
-        with pytest.raises(ConversionError) as err:
-            call()
-        message = str(err.value)
-        assert str(src) in message
-        assert "pickle" in message and "arbitrary code" in message and "torch" in message
-        assert "safe_serialization=True" in message  # what to do about it
+    torch_save.save((1, 2), src / "pytorch_model.bin")
+    with pytest.raises(ConversionError, match=r"pytorch_model\.bin: holds a tuple, not a state"):
+        convert_transformers(src, out_dir / "m.bin")
+    state = hf_state(ct2_f16.hparams, tiny_en_weights)
+    state["model.decoder.layer_norm.bias"] = np.arange(384, dtype=np.int64)
+    torch_save.save(state, src / "pytorch_model.bin")
+    with pytest.raises(ConversionError) as err:
+        convert_transformers(src, out_dir / "m.bin")
+    assert str(err.value) == (
+        f"{src}: tensor 'model.decoder.layer_norm.bias' is int64; expected floats"
+    )
     assert_dir_holds(out_dir, set())
 
 

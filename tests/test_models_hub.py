@@ -19,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors.numpy import load_file
 
 import test_convert_transformers as converter_tests
+import torch_save
 from dattavani import Transcriber, _core
 from dattavani.config import Config, config_from_dict
 from dattavani.convert import ggml_precision
@@ -160,7 +162,25 @@ def test_transformers_repo_is_converted_to_the_same_model_as_ctranslate2(
 
     assert (model.source, model.precision) == ("hub", "f16")
     assert model.metadata["source_format"] == "transformers"
-    assert not hub.downloads("pytorch_model.bin")  # pickles are never downloaded
+    assert not hub.downloads("pytorch_model.bin")  # not read beside safetensors
+    assert_same_tensors(model.path, tiny_en_ggml)
+
+
+def test_transformers_repo_with_torch_save_weights_only(
+    hub: HubServer, hf_tiny_en: Path, tiny_en_ggml: Path, tmp_path: Path
+) -> None:
+    """An older checkpoint or a fine-tune with pytorch_model.bin alone: fetched and read (without
+    torch, its pickle never run), the TF weights beside it left on the hub."""
+    weights = tmp_path / "pytorch_model.bin"
+    torch_save.save(load_file(hf_tiny_en / "model.safetensors"), weights)
+    files: dict[str, bytes | Path] = {**folder_files(hf_tiny_en), "pytorch_model.bin": weights}
+    del files["model.safetensors"]
+    hub.add_repo("acme/pickle", {**files, "tf_model.h5": b"not fetched"})
+
+    model = resolve_model("acme/pickle", progress=False)
+
+    assert model.metadata["source_format"] == "transformers"
+    assert len(hub.downloads("pytorch_model.bin")) == 1 and not hub.downloads("tf_model.h5")
     assert_same_tensors(model.path, tiny_en_ggml)
 
 
@@ -231,7 +251,6 @@ def test_missing_repo_file_and_unconvertible_repo_are_model_not_found(
     hub: HubServer, tiny_en_ggml: Path
 ) -> None:
     hub.add_repo("acme/whisper", {"ggml-model.bin": tiny_en_ggml})
-    hub.add_repo("acme/pickle", {"config.json": b"{}", "pytorch_model.bin": b"..."})
 
     with pytest.raises(ModelNotFoundError, match=r"acme/nothing.*no such repository"):
         resolve_model("acme/nothing")
@@ -239,8 +258,6 @@ def test_missing_repo_file_and_unconvertible_repo_are_model_not_found(
         resolve_model("acme/whisper:ggml-other.bin")
     with pytest.raises(ConversionError, match=r"GGML files to choose from: ggml-model.bin"):
         resolve_model("acme/whisper")
-    with pytest.raises(ConversionError, match="pickle"):
-        resolve_model("acme/pickle")
 
 
 def test_private_repo_needs_hf_token(

@@ -23,12 +23,15 @@ CheckpointFormat = Literal["ggml", "transformers", "ctranslate2", "openai-pt"]
 #: A transformers checkpoint's weights: one safetensors file, or shards listed in an index.
 SINGLE_FILE = "model.safetensors"
 SHARD_INDEX = "model.safetensors.index.json"
-#: transformers' PyTorch pickle weights, which dattavani does not read.
-PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+#: Its weights as torch.save files (older checkpoints and fine-tunes have only these), read only
+#: where no safetensors are beside them.
+PICKLE_FILE = "pytorch_model.bin"
+PICKLE_INDEX = "pytorch_model.bin.index.json"
 
 #: The files converting a CTranslate2 (faster-whisper) model reads.
 CT2_FILES = ("model.bin", "config.json", "vocabulary.json", "vocabulary.txt", "tokenizer.json")
-#: The files converting a transformers checkpoint reads: never the pickles, TF or Flax weights.
+#: The files converting a transformers checkpoint with safetensors reads: never the torch.save
+#: weights beside them, nor TF or Flax ones.
 TRANSFORMERS_FILES = (
     "config.json",
     "*.safetensors",
@@ -38,25 +41,26 @@ TRANSFORMERS_FILES = (
     "tokenizer.json",
     "generation_config.json",
 )
+#: The files converting one with torch.save weights only reads (shards: pytorch_model-*.bin).
+TRANSFORMERS_PICKLE_FILES = (
+    *(p for p in TRANSFORMERS_FILES if p not in ("*.safetensors", SHARD_INDEX)),
+    "pytorch_model*.bin",
+    PICKLE_INDEX,
+)
 
 
-def pickle_only_reason(where: str) -> str:
-    """Why a transformers checkpoint with only pickle weights is refused, and what to do."""
-    return (
-        f"{where}: only PyTorch pickle weights (pytorch_model.bin), no model.safetensors. "
-        "dattavani does not read pickles: unpickling can run arbitrary code, and it needs "
-        "torch. Use a revision of the repository that has model.safetensors, or convert "
-        "once with transformers: WhisperForConditionalGeneration.from_pretrained(src)"
-        ".save_pretrained(dst, safe_serialization=True)"
-    )
+def has_safetensors(names: Collection[str]) -> bool:
+    """Whether a transformers checkpoint with these files has its weights as safetensors."""
+    return SHARD_INDEX in names or any(fnmatch.fnmatch(n, "*.safetensors") for n in names)
 
 
 def folder_format(names: Collection[str], where: str) -> CheckpointFormat:
     """The checkpoint format of a folder holding files of these names (paths in it, for a hub
     listing).
 
-    Safetensors win over a ``model.bin`` beside them: they are the full-precision weights. A
-    folder is taken at its weights' word; the converter then names any other file it lacks.
+    Safetensors win over a ``model.bin`` beside them: they are the full-precision weights; a
+    transformers checkpoint with only ``torch.save`` weights (``pytorch_model.bin``) is one too.
+    A folder is taken at its weights' word; the converter then names any other file it lacks.
 
     >>> folder_format(["config.json", "model.bin", "vocabulary.json"], "x")
     'ctranslate2'
@@ -64,15 +68,15 @@ def folder_format(names: Collection[str], where: str) -> CheckpointFormat:
     'transformers'
 
     Raises:
-      ConversionError: the folder holds none of them, naming ``where`` and the reason (pickle
-        weights only, GGML files to pick from, nothing Whisper-like).
+      ConversionError: the folder holds none of them, naming ``where`` and the reason (GGML
+        files to pick from, nothing Whisper-like).
     """
-    if SHARD_INDEX in names or any(fnmatch.fnmatch(n, "*.safetensors") for n in names):
+    if has_safetensors(names):
         return "transformers"
     if "model.bin" in names:
         return "ctranslate2"
-    if any(n in names for n in PICKLE_FILES):
-        raise ConversionError(pickle_only_reason(where))
+    if PICKLE_FILE in names or PICKLE_INDEX in names:
+        return "transformers"
     ggml_files = sorted(n for n in names if fnmatch.fnmatch(n.rsplit("/", 1)[-1], "ggml*.bin"))
     if ggml_files:
         raise ConversionError(
@@ -99,15 +103,19 @@ def checkpoint_format(src: str | os.PathLike[str]) -> CheckpointFormat:
     raise ConversionError(f"{path}: no such file or directory")
 
 
-def files_to_fetch(source_format: CheckpointFormat | None) -> tuple[str, ...]:
-    """Glob patterns of the files that converting a folder of ``source_format`` reads; for a
-    folder not yet known (``None``), those of every format.
+def files_to_fetch(
+    source_format: CheckpointFormat | None, names: Collection[str]
+) -> tuple[str, ...]:
+    """Glob patterns of the files that converting a folder of ``source_format`` holding
+    ``names`` reads; for a folder not yet known (``None``), those of every format.
 
-    >>> files_to_fetch("ctranslate2")[:2]
+    >>> files_to_fetch("ctranslate2", ["model.bin", "config.json"])[:2]
     ('model.bin', 'config.json')
+    >>> "pytorch_model*.bin" in files_to_fetch("transformers", ["config.json", "pytorch_model.bin"])
+    True
     """
     if source_format == "ctranslate2":
         return CT2_FILES
     if source_format == "transformers":
-        return TRANSFORMERS_FILES
+        return TRANSFORMERS_FILES if has_safetensors(names) else TRANSFORMERS_PICKLE_FILES
     return (*CT2_FILES, *TRANSFORMERS_FILES)

@@ -1,9 +1,10 @@
-"""Convert a Hugging Face transformers Whisper checkpoint (safetensors) to whisper.cpp GGML.
+"""Convert a Hugging Face transformers Whisper checkpoint to whisper.cpp GGML.
 
 A transformers checkpoint directory holds ``config.json``, the weights as ``model.safetensors`` or
-as shards listed in ``model.safetensors.index.json``, and the tokenizer (``vocab.json`` with
-``added_tokens.json``, or ``tokenizer.json``). The weights are memory-mapped and handed to the
-GGML writer one tensor at a time.
+as shards listed in ``model.safetensors.index.json`` (older checkpoints and many fine-tunes: as
+``torch.save`` files, ``pytorch_model.bin`` or shards in ``pytorch_model.bin.index.json``), and
+the tokenizer (``vocab.json`` with ``added_tokens.json``, or ``tokenizer.json``). The weights are
+memory-mapped and handed to the GGML writer one tensor at a time.
 
 The mapping is a rename: transformers keeps openai-whisper's ``(out, in)`` matrices and separate
 Q/K/V projections, and only the names differ (``layers.N.self_attn.q_proj`` for whisper.cpp's
@@ -16,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dattavani.convert.ct2 import ggml_vocabulary, read_vocabulary
-from dattavani.convert.formats import PICKLE_FILES, SHARD_INDEX, SINGLE_FILE, pickle_only_reason
+from dattavani.convert.formats import PICKLE_FILE, PICKLE_INDEX, SHARD_INDEX, SINGLE_FILE
 from dattavani.convert.ggml_writer import (
     OutDType,
     WhisperHParams,
@@ -33,6 +34,7 @@ from dattavani.convert.ggml_writer import (
 )
 from dattavani.convert.mel import mel_filters
 from dattavani.convert.safetensors_reader import SafetensorsTensor, read_safetensors_index
+from dattavani.convert.torch_zip import TorchTensor, read_torch_file
 from dattavani.errors import ConversionError
 
 Tensor = tuple[str, npt.NDArray[np.floating]]
@@ -99,17 +101,30 @@ def iter_whisper_tensors(
         yield name, array.reshape(-1, 1) if name in _CONV_BIASES else array
 
 
+#: A tensor of the checkpoint, where it lies: both kinds have ``shape`` and ``load()``.
+Weight = SafetensorsTensor | TorchTensor
+
+
 class TransformersCheckpoint:
-    """The safetensors weights of a transformers checkpoint directory, indexed by name."""
+    """The weights of a transformers checkpoint directory, indexed by name: safetensors, else
+    torch.save files (read without torch, their pickle never run: :mod:`.torch_zip`)."""
 
     def __init__(self, src_dir: Path) -> None:
         self.src = src_dir
+        self.tensors: dict[str, Weight]
         if (src_dir / SINGLE_FILE).is_file():
-            self.tensors = read_safetensors_index(src_dir / SINGLE_FILE)
+            self.tensors = dict(read_safetensors_index(src_dir / SINGLE_FILE))
         elif (src_dir / SHARD_INDEX).is_file():
-            self.tensors = _read_shards(src_dir / SHARD_INDEX)
+            self.tensors = _read_shards(src_dir / SHARD_INDEX, read_safetensors_index)
+        elif (src_dir / PICKLE_FILE).is_file():
+            self.tensors = dict(read_pickled_weights(src_dir / PICKLE_FILE))
+        elif (src_dir / PICKLE_INDEX).is_file():
+            self.tensors = _read_shards(src_dir / PICKLE_INDEX, read_pickled_weights)
         else:
-            raise ConversionError(_no_safetensors_reason(src_dir))
+            raise ConversionError(
+                f"{src_dir}: no {SINGLE_FILE}, {SHARD_INDEX}, {PICKLE_FILE} or {PICKLE_INDEX}; "
+                "not a transformers checkpoint"
+            )
         # WhisperForConditionalGeneration prefixes everything but proj_out with "model.";
         # a bare WhisperModel does not.
         if "model.encoder.conv1.weight" in self.tensors:
@@ -122,7 +137,7 @@ class TransformersCheckpoint:
                 "not a Whisper transformers checkpoint"
             )
 
-    def entry(self, name: str) -> SafetensorsTensor:
+    def entry(self, name: str) -> Weight:
         """The tensor ``name`` (without the prefix); ConversionError if the checkpoint lacks it."""
         tensor = self.tensors.get(self.prefix + name)
         if tensor is None:
@@ -131,7 +146,13 @@ class TransformersCheckpoint:
 
     def load_ggml(self, ggml_name: str) -> npt.NDArray[np.floating]:
         """The array behind whisper.cpp tensor ``ggml_name``."""
-        return self.entry(transformers_name(ggml_name)).load()
+        name = transformers_name(ggml_name)
+        array = self.entry(name).load()
+        if array.dtype.kind != "f":  # safetensors' reader refuses these itself
+            raise ConversionError(
+                f"{self.src}: tensor {self.prefix + name!r} is {array.dtype}; expected floats"
+            )
+        return array
 
     def count_layers(self, side: str) -> int:
         indices = {
@@ -170,8 +191,19 @@ class TransformersCheckpoint:
             )
 
 
-def _read_shards(index_path: Path) -> dict[str, SafetensorsTensor]:
-    """Merge the shards that ``model.safetensors.index.json`` lists, checking each name's shard."""
+def read_pickled_weights(path: Path) -> dict[str, TorchTensor]:
+    """The tensors of a transformers ``torch.save`` weights file (a state dict) by name."""
+    state = read_torch_file(path)
+    if not isinstance(state, dict):
+        raise ConversionError(f"{path}: holds a {type(state).__name__}, not a state dict")
+    return {name: t for name, t in state.items() if isinstance(t, TorchTensor)}
+
+
+def _read_shards(
+    index_path: Path, read: Callable[[Path], Mapping[str, Weight]]
+) -> dict[str, Weight]:
+    """Merge the shards that an index (``model.safetensors.index.json``, or its torch.save
+    twin) lists, read with ``read``, checking each name's shard."""
     try:
         index = json.loads(index_path.read_text(encoding="utf-8"))
         weight_map = index["weight_map"]
@@ -179,8 +211,8 @@ def _read_shards(index_path: Path) -> dict[str, SafetensorsTensor]:
             raise TypeError("weight_map is not an object")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ConversionError(f"{index_path}: unreadable shard index: {exc!r}") from exc
-    shards: dict[str, dict[str, SafetensorsTensor]] = {}
-    tensors: dict[str, SafetensorsTensor] = {}
+    shards: dict[str, Mapping[str, Weight]] = {}
+    tensors: dict[str, Weight] = {}
     for name, file_name in weight_map.items():
         if not isinstance(file_name, str) or Path(file_name).name != file_name:
             raise ConversionError(f"{index_path}: tensor {name!r} maps to {file_name!r}")
@@ -188,18 +220,12 @@ def _read_shards(index_path: Path) -> dict[str, SafetensorsTensor]:
             shard = index_path.parent / file_name
             if not shard.is_file():
                 raise ConversionError(f"{index_path}: shard {file_name} is missing")
-            shards[file_name] = read_safetensors_index(shard)
+            shards[file_name] = read(shard)
         tensor = shards[file_name].get(name)
         if tensor is None:
             raise ConversionError(f"{index_path.parent / file_name}: no tensor {name!r}")
         tensors[name] = tensor
     return tensors
-
-
-def _no_safetensors_reason(src: Path) -> str:
-    if any((src / name).is_file() for name in PICKLE_FILES):
-        return pickle_only_reason(str(src))
-    return f"{src}: no {SINGLE_FILE} or {SHARD_INDEX}; not a transformers checkpoint"
 
 
 def read_json_object(path: Path) -> dict[str, Any]:
@@ -309,9 +335,9 @@ def convert_transformers(
 
     Works for every Whisper size, English-only or multilingual (large-v3's 128 mel bins and
     51866 tokens included), the turbo and distil-whisper models with their shallow decoders, and
-    fine-tunes of any of them. Weights may be F32, F16 or BF16, in one file or sharded. A
-    directory with only ``pytorch_model.bin`` is refused: reading a pickle needs torch and can run
-    arbitrary code.
+    fine-tunes of any of them. Weights may be F32, F16 or BF16, in one file or sharded, as
+    safetensors or, where there are none, as ``torch.save`` files (read without torch: their
+    pickle is never run, only tensors are taken from it).
 
     ``dtype`` is ``"f16"`` (whisper.cpp's usual layout; quantize it further with
     :func:`dattavani.convert.quantize`) or ``"f32"`` (an intermediate: whisper.cpp 1.8.5 cannot

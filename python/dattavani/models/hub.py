@@ -120,18 +120,20 @@ def download(
             )
             return Download(path, "ggml", source.repo_id, revision, _commit_of(path))
         source_format: CheckpointFormat | None = None
+        names: list[str] = []
         if not settings.offline:
             # The file list says the format, hence which files to fetch: never all of them.
             api = hf.HfApi(endpoint=settings.endpoint, token=settings.token)
             info = api.model_info(source.repo_id, revision=revision)
-            source_format = folder_format([s.rfilename for s in info.siblings or ()], label)
+            names = [s.rfilename for s in info.siblings or ()]
+            source_format = folder_format(names, label)
         # By revision, not by the commit just seen: huggingface_hub then records which commit
         # the branch or tag was, and finds it again offline.
         folder = Path(
             hf.snapshot_download(
                 source.repo_id,
                 revision=revision,
-                allow_patterns=list(files_to_fetch(source_format)),
+                allow_patterns=list(files_to_fetch(source_format, names)),
                 tqdm_class=_bars(progress),
                 **common,
             )

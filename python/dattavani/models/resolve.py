@@ -251,7 +251,7 @@ class Resolver:
             if package.parts:
                 source = target.parent / "joined"
                 source.mkdir()
-                for name in files_to_fetch(source_format):
+                for name in files_to_fetch(source_format, []):
                     if (package.path / name).is_file():
                         copy_or_link(package.path / name, source / name)
                 join_parts(package.parts, source / "model.bin")
