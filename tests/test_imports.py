@@ -1,9 +1,9 @@
 """The package's import graph: no cycles, and no module importing a command of the command line.
 
-The graph is read from the source with ``ast``, imports inside functions included (a lazy import
-back and forth is still a circle a reader has to untangle), those under ``if TYPE_CHECKING:``
-left out (they never run). A submodule importing its own package's ``__init__`` is not an edge:
-Python imports the package first anyway.
+The graph is read from the source with ``ast``, imports inside functions and under
+``if TYPE_CHECKING:`` included: a lazy or type-only import back and forth is still a circle a
+reader has to untangle, even if it never runs at import time. A submodule importing its own
+package's ``__init__`` is not an edge: Python imports the package first anyway.
 """
 
 from __future__ import annotations
@@ -21,10 +21,6 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _type_checking_only(node: ast.AST) -> bool:
-    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-
-
 def imports_of(path: Path, modules: set[str]) -> set[str]:
     """The dattavani modules ``path`` imports (a name imported from a package counts as its
     submodule when there is one)."""
@@ -34,8 +30,6 @@ def imports_of(path: Path, modules: set[str]) -> set[str]:
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
-        if _type_checking_only(node):
-            return
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

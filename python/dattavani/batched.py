@@ -25,21 +25,38 @@ import concurrent.futures
 import dataclasses
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from .audio import SAMPLE_RATE
-from .errors import Cancelled
 from .pieces import CHUNK_SECONDS, Piece, chunk_pieces
 from .vad import VadOptions
 
 if TYPE_CHECKING:
     from . import _core
-    from .transcriber import _Run
 
 #: A chunk's decoding under way: its language and whisper.cpp's result.
 Decoding = concurrent.futures.Future[tuple[str, "_core.Transcription"]]
+
+
+class ChunkRun(Protocol):
+    """What batched decoding needs of a transcription (the Transcriber's run of one input)."""
+
+    #: The threads of the whole call.
+    threads: int
+
+    def ensure_language(self, speech: np.ndarray) -> None:
+        """Settle the call's language on ``speech`` where it is not known yet."""
+
+    def decode_chunk(
+        self, piece: Piece, threads: int, *, first: bool
+    ) -> tuple[str, _core.Transcription]:
+        """Decode one chunk on ``threads`` threads (any thread may call it)."""
+
+    def take_in_chunk(self, piece: Piece, language: str, native: _core.Transcription) -> None:
+        """Add a decoded chunk's segments, in input order (the calling thread's only)."""
+
 
 #: faster-whisper's default batch size.
 DEFAULT_BATCH_SIZE = 8
@@ -77,15 +94,16 @@ def concurrency(batch_size: int, workers: int, threads: int, use_gpu: bool) -> t
 
 
 def run_batched(
-    run: _Run,
+    run: ChunkRun,
     windows: Iterable[tuple[int, np.ndarray]],
     vad: VadOptions | None,
     batch_size: int,
+    workers: int,
     use_gpu: bool,
 ) -> float:
     """Decode ``windows`` (``(offset in samples, samples)``) chunk by chunk into ``run``, several
-    chunks at once; the input time covered."""
-    at_once, threads = concurrency(batch_size, run.transcriber.workers, run.threads, use_gpu)
+    chunks at once (at most ``workers``: the model's states); the input time covered."""
+    at_once, threads = concurrency(batch_size, workers, run.threads, use_gpu)
     covered = 0.0
 
     def pieces() -> Iterator[tuple[Piece, bool]]:
@@ -103,6 +121,11 @@ def run_batched(
             yield held, True
 
     in_flight: deque[tuple[Piece, Decoding]] = deque()
+
+    def take_in_oldest() -> None:
+        piece, decoding = in_flight.popleft()
+        run.take_in_chunk(piece, *decoding.result())
+
     with concurrent.futures.ThreadPoolExecutor(at_once, thread_name_prefix="dattavani") as pool:
         try:
             for index, (piece, last) in enumerate(pieces()):
@@ -110,25 +133,15 @@ def run_batched(
                 run.ensure_language(piece.speech)
                 # batch_size chunks are held at most: the oldest is taken in before more go out.
                 while len(in_flight) >= max(batch_size, at_once):
-                    _take_in(run, *in_flight.popleft())
+                    take_in_oldest()
                 # A chunk decoded alone (a short file's only one) gets all the threads.
                 share = run.threads if last and not in_flight else threads
                 decoding = pool.submit(run.decode_chunk, piece, share, first=index == 0)
                 in_flight.append((piece, decoding))
             while in_flight:
-                _take_in(run, *in_flight.popleft())
+                take_in_oldest()
         finally:
             # On an error or cancel, the calls still queued are dropped; those running finish.
             for _, future in in_flight:
                 future.cancel()
     return covered
-
-
-def _take_in(run: _Run, piece: Piece, decoding: Decoding) -> None:
-    language, native = decoding.result()
-    # A chunk decoded before the cancel came is not reported after it.
-    if run.cancel is not None and run.cancel.cancelled:
-        raise Cancelled("transcription cancelled")
-    run.absorb(piece, language, native, reported=False)
-    if run.progress is not None:
-        run.progress.reached(piece.end)

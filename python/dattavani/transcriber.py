@@ -22,7 +22,7 @@ import numpy as np
 from .audio import SAMPLE_RATE
 from .batched import DEFAULT_BATCH_SIZE, batched_vad_options, run_batched
 from .devices import DeviceChoice, select_device
-from .errors import OptionsError
+from .errors import Cancelled, OptionsError
 from .options import TranscribeOptions
 from .pieces import Piece
 from .results import Segment, TranscriptionResult
@@ -296,7 +296,9 @@ class Transcriber:
             run.progress = _Progress(on_progress, self._expected_duration(audio))
         if opts.batch_size is not None:
             windows = self._windows(audio, clips, self.window_seconds)
-            covered = run_batched(run, windows, vad, opts.batch_size, self.device.use_gpu)
+            covered = run_batched(
+                run, windows, vad, opts.batch_size, self.workers, self.device.use_gpu
+            )
         else:
             covered = 0.0
             # With multilingual each window of at most 30 s is decoded in its own language.
@@ -541,6 +543,15 @@ class _Run:
         return self.model.transcribe(
             piece.speech, native_options, on_progress, on_segment, self.cancel
         )
+
+    def take_in_chunk(self, piece: Piece, language: str, native: _core.Transcription) -> None:
+        """Batched mode: a decoded chunk's segments, reported, then the progress they make."""
+        # A chunk decoded before the cancel came is not reported after it.
+        if self.cancel is not None and self.cancel.cancelled:
+            raise Cancelled("transcription cancelled")
+        self.absorb(piece, language, native, reported=False)
+        if self.progress is not None:
+            self.progress.reached(piece.end)
 
     def absorb(
         self, piece: Piece, language: str, native: _core.Transcription, *, reported: bool
