@@ -78,8 +78,8 @@ struct run_context {
     bool should_stop() const { return error != nullptr || (cancel != nullptr && cancel->cancelled()); }
 };
 
-segment_result read_segment(whisper_context * ctx, whisper_state * state, int i) {
-    segment_result seg;
+decoded_segment read_segment(whisper_context * ctx, whisper_state * state, int i) {
+    decoded_segment seg;
     // whisper.cpp counts time in 10 ms ticks.
     seg.start = whisper_full_get_segment_t0_from_state(state, i) * 0.01;
     seg.end = whisper_full_get_segment_t1_from_state(state, i) * 0.01;
@@ -93,7 +93,7 @@ segment_result read_segment(whisper_context * ctx, whisper_state * state, int i)
         if (data.id >= eot) {
             continue;  // special and timestamp tokens
         }
-        token_result tok;
+        decoded_token tok;
         tok.id = data.id;
         tok.text = whisper_full_get_token_text_from_state(ctx, state, i, j);
         tok.p = data.p;
@@ -220,7 +220,7 @@ void check_samples(size_t n_samples) {
 
 } // namespace
 
-void validate_options(const transcribe_options & o) {
+void validate_full_params(const full_params & o) {
     auto fail = [](const std::string & what) { throw options_error(what); };
     if (!o.language.empty() && whisper_lang_id(o.language.c_str()) < 0) {
         fail("unknown language '" + o.language + "'");
@@ -366,14 +366,14 @@ std::vector<std::pair<std::string, float>> model::detect_language(const float * 
     return detect_language_with_state(lease.get(), pcm, n_samples, n_threads, offset_ms);
 }
 
-transcription model::transcribe(const float * pcm, size_t n_samples, const transcribe_options & o,
-                                const transcribe_callbacks & callbacks, const cancel_token * cancel) {
+full_result model::transcribe(const float * pcm, size_t n_samples, const full_params & o,
+                              const transcribe_callbacks & callbacks, const cancel_token * cancel) {
     check_samples(n_samples);
-    validate_options(o);
+    validate_full_params(o);
     state_pool::lease lease = pool_.acquire(cancel);
     whisper_state * state = lease.get();
 
-    transcription result;
+    full_result result;
     if (!is_multilingual()) {
         result.language = "en";
         result.language_probs = {{"en", 1.0f}};

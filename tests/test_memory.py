@@ -26,7 +26,7 @@ def reported_allocation(
     caplog.clear()
     with caplog.at_level(logging.DEBUG, logger="dattavani.native"):
         model = _core.Model(str(path), use_gpu=use_gpu, flash_attn=flash_attn, max_states=states)
-        options = _core.TranscribeOptions()
+        options = _core.FullParams()
         options.n_threads = 1
         options.language = "en"
         start = threading.Barrier(states)

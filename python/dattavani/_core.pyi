@@ -15,7 +15,7 @@ class CancelToken:
     @property
     def cancelled(self) -> bool: ...
 
-class TranscribeOptions:
+class FullParams:
     language: str
     translate: bool
     n_threads: int
@@ -52,7 +52,7 @@ class TranscribeOptions:
     def __init__(self) -> None: ...
     def validate(self) -> None: ...
 
-class Token:
+class DecodedToken:
     id: int
     text: bytes
     probability: float
@@ -61,16 +61,16 @@ class Token:
     end: float
     dtw_time: float
 
-class Segment:
+class DecodedSegment:
     start: float
     end: float
     text: str
     avg_logprob: float
     no_speech_prob: float
-    tokens: list[Token]
+    tokens: list[DecodedToken]
 
-class Transcription:
-    segments: list[Segment]
+class FullResult:
+    segments: list[DecodedSegment]
     language: str
     language_probability: float
     language_probs: list[tuple[str, float]]
@@ -110,11 +110,11 @@ class Model:
     def transcribe(
         self,
         audio: npt.NDArray[np.float32],
-        options: TranscribeOptions,
+        params: FullParams,
         on_progress: Callable[[float], Any] | None = None,
-        on_segment: Callable[[Segment], Any] | None = None,
+        on_segment: Callable[[DecodedSegment], Any] | None = None,
         cancel: CancelToken | None = None,
-    ) -> Transcription: ...
+    ) -> FullResult: ...
     def detect_language(
         self,
         audio: npt.NDArray[np.float32],

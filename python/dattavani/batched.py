@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .transcriber import _Run
 
 #: A chunk's decoding under way: its language and whisper.cpp's result.
-Decoding = concurrent.futures.Future[tuple[str, "_core.Transcription"]]
+Decoding = concurrent.futures.Future[tuple[str, "_core.FullResult"]]
 
 #: faster-whisper's default batch size.
 DEFAULT_BATCH_SIZE = 8

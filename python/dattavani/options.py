@@ -259,11 +259,11 @@ class TranscribeOptions:
                 kwargs[name] = tuple(kwargs[name])
         return cls(**kwargs)
 
-    def to_native(self, threads: int) -> _core.TranscribeOptions:
+    def to_native(self, threads: int) -> _core.FullParams:
         """whisper.cpp's parameters for one call."""
         from . import _core
 
-        native = _core.TranscribeOptions()
+        native = _core.FullParams()
         native.language = self.language or ""
         native.translate = self.task == "translate"
         native.n_threads = threads

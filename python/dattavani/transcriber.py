@@ -512,7 +512,7 @@ class _Run:
 
     def decode_chunk(
         self, piece: Piece, threads: int, *, first: bool
-    ) -> tuple[str, _core.Transcription]:
+    ) -> tuple[str, _core.FullResult]:
         """Batched mode's call on one chunk: its language (with multilingual, its own), decoded."""
         language = self._window_language(piece.speech)
         return language, self.decode(piece, language, threads, first=first)
@@ -530,8 +530,8 @@ class _Run:
         *,
         first: bool,
         on_progress: Callable[[float], None] | None = None,
-        on_segment: Callable[[_core.Segment], None] | None = None,
-    ) -> _core.Transcription:
+        on_segment: Callable[[_core.DecodedSegment], None] | None = None,
+    ) -> _core.FullResult:
         """One whisper.cpp call on ``piece``'s speech in ``language`` (``first``: the input's
         first piece, which gets the prefix): safe to run on several threads at once."""
         native_options = self.opts.to_native(threads)
@@ -543,7 +543,7 @@ class _Run:
         )
 
     def absorb(
-        self, piece: Piece, language: str, native: _core.Transcription, *, reported: bool
+        self, piece: Piece, language: str, native: _core.FullResult, *, reported: bool
     ) -> None:
         """Add one call's segments, decoded in ``language``, in input order; report them unless
         the call already did."""
@@ -636,7 +636,7 @@ class _Run:
 
     def _segment_callback(
         self, to_time: TimeMap, language: str
-    ) -> Callable[[_core.Segment], None] | None:
+    ) -> Callable[[_core.DecodedSegment], None] | None:
         """Reports segments while whisper.cpp decodes, unless they must wait for the hallucination
         check of the whole call."""
         if self.on_segment is None or self.hallucination_threshold is not None:
