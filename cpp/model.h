@@ -22,12 +22,13 @@
 
 namespace dattavani {
 
+// How a model is loaded. No defaults: dattavani.models.LoadParameters owns them and gives each.
 struct model_params {
-    bool use_gpu = true;
-    int gpu_device = 0;
-    bool flash_attn = true;
-    bool dtw = false;    // DTW token times from cross-attention (forces flash attention off)
-    int max_states = 4;  // transcriptions that may run at once
+    bool use_gpu;
+    int gpu_device;
+    bool flash_attn;
+    bool dtw;        // DTW token times from cross-attention (forces flash attention off)
+    int max_states;  // transcriptions that may run at once
 };
 
 // Per-call decoding options: whisper_full_params without the callbacks, and what dattavani adds

@@ -206,22 +206,16 @@ PYBIND11_MODULE(_core, m) {
         model_class.def_property_readonly(name, [field](const model & s) { return s.info().*field; });
     });
     model_class
-        .def(py::init([](const std::string & path, bool use_gpu, int gpu_device, bool flash_attn,
-                         int max_states, bool dtw) {
+        .def(py::init([](const std::string & path, bool use_gpu, int gpu_device, bool flash_attn, bool dtw,
+                         int max_states) {
                  log_flush_guard flush;
-                 model_params params;
-                 params.use_gpu = use_gpu;
-                 params.gpu_device = gpu_device;
-                 params.flash_attn = flash_attn;
-                 params.dtw = dtw;
-                 params.max_states = max_states;
+                 const model_params params{use_gpu, gpu_device, flash_attn, dtw, max_states};
                  py::gil_scoped_release release;
                  return std::make_shared<model>(path, params);
              }),
-             // The defaults are model_params' own (model.h), written once.
-             py::arg("path"), py::arg("use_gpu") = model_params{}.use_gpu,
-             py::arg("gpu_device") = model_params{}.gpu_device, py::arg("flash_attn") = model_params{}.flash_attn,
-             py::arg("max_states") = model_params{}.max_states, py::arg("dtw") = model_params{}.dtw)
+             // Keyword-only and without defaults: LoadParameters.load_model owns them.
+             py::arg("path"), py::kw_only(), py::arg("use_gpu"), py::arg("gpu_device"), py::arg("flash_attn"),
+             py::arg("dtw"), py::arg("max_states"))
         .def_property_readonly("path", &model::path)
         .def_property_readonly("is_multilingual", &model::is_multilingual)
         .def_property_readonly("type", &model::type_name)

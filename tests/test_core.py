@@ -15,6 +15,7 @@ import pytest
 
 import dattavani
 from dattavani import Cancelled, OptionsError, Transcriber, _core
+from dattavani.models import LoadParameters
 from dattavani.testing import JFK_WORDS, words
 
 
@@ -324,7 +325,7 @@ def test_model_hyperparameters(transcriber: Transcriber, tiny_en_ggml: Path) -> 
 
 def test_native_log_goes_to_python_logging(tiny_en_ggml: Path, caplog) -> None:
     with caplog.at_level(logging.DEBUG, logger="dattavani.native"):
-        _core.Model(str(tiny_en_ggml), use_gpu=False)
+        LoadParameters(use_gpu=False).load_model(tiny_en_ggml)
     native = [r for r in caplog.records if r.name == "dattavani.native"]
     assert any("n_audio_layer" in r.getMessage() for r in native)
 

@@ -101,11 +101,12 @@ class Model:
     def __init__(
         self,
         path: str,
-        use_gpu: bool = True,
-        gpu_device: int = 0,
-        flash_attn: bool = True,
-        max_states: int = 4,
-        dtw: bool = False,
+        *,
+        use_gpu: bool,
+        gpu_device: int,
+        flash_attn: bool,
+        dtw: bool,
+        max_states: int,
     ) -> None: ...
     def transcribe(
         self,
