@@ -222,57 +222,49 @@ void check_samples(size_t n_samples) {
 
 void validate_full_params(const full_params & o) {
     auto fail = [](const std::string & what) { throw options_error(what); };
+    // whisper.cpp prompts with the language's token, looked up by its code.
     if (!o.language.empty() && whisper_lang_id(o.language.c_str()) < 0) {
         fail("unknown language '" + o.language + "'");
     }
-    if (o.n_threads < 1 || o.n_threads > 512) {
-        fail("threads must be in [1, 512], got " + std::to_string(o.n_threads));
+    // ggml's thread pool has room for GGML_MAX_N_THREADS.
+    if (o.n_threads < 1 || o.n_threads > GGML_MAX_N_THREADS) {
+        fail("threads must be in [1, " + std::to_string(GGML_MAX_N_THREADS) + "], got " +
+             std::to_string(o.n_threads));
     }
-    if (o.beam_size < 0 || o.beam_size > k_max_decoders) {
-        fail("beam_size must be 0 (greedy) or in [1, " + std::to_string(k_max_decoders) + "], got " +
+    if (o.beam_size > k_max_decoders) {
+        fail("beam_size must be at most " + std::to_string(k_max_decoders) + " (whisper.cpp's decoders), got " +
              std::to_string(o.beam_size));
     }
-    if (o.best_of < 1 || o.best_of > k_max_decoders) {
-        fail("best_of must be in [1, " + std::to_string(k_max_decoders) + "], got " +
+    if (o.best_of > k_max_decoders) {
+        fail("best_of must be at most " + std::to_string(k_max_decoders) + " (whisper.cpp's decoders), got " +
              std::to_string(o.best_of));
     }
-    if (!(o.temperature >= 0.0f && o.temperature <= 2.0f)) {
-        fail("temperature must be in [0, 2], got " + std::to_string(o.temperature));
-    }
-    if (!(o.temperature_inc >= 0.0f && o.temperature_inc <= 1.0f)) {
-        fail("temperature_increment must be in [0, 1], got " + std::to_string(o.temperature_inc));
-    }
-    if (!(o.no_speech_thold >= 0.0f && o.no_speech_thold <= 1.0f)) {
-        fail("no_speech_threshold must be in [0, 1], got " + std::to_string(o.no_speech_thold));
-    }
-    if (!(o.entropy_thold >= 0.0f)) {
-        fail("entropy_threshold must be >= 0, got " + std::to_string(o.entropy_thold));
-    }
-    if (!(o.repetition_penalty > 0.0f && o.repetition_penalty < 1e6f)) {
-        fail("repetition_penalty must be > 0, got " + std::to_string(o.repetition_penalty));
-    }
-    if (o.no_repeat_ngram_size < 0) {
-        fail("no_repeat_ngram_size must be >= 0, got " + std::to_string(o.no_repeat_ngram_size));
-    }
+    // The logits filter writes logits[token]: a negative id is before the array.
     for (const int token : o.suppress_tokens) {
         if (token < 0) {
-            fail("suppress_tokens must be token ids >= 0 (or -1 for the non-speech tokens), got " +
-                 std::to_string(token));
+            fail("suppress_tokens must be token ids >= 0, got " + std::to_string(token));
         }
     }
-    if (o.max_len < 0 || o.max_tokens < 0 || o.offset_ms < 0 || o.duration_ms < 0 || o.audio_ctx < 0 ||
-        o.n_max_text_ctx < 0) {
-        fail("max_len, max_tokens, offset_ms, duration_ms, audio_ctx and n_max_text_ctx must be >= 0");
+    // whisper.cpp would start before the audio (offset_ms) or take a negative count of prompt
+    // tokens (n_max_text_ctx).
+    const std::pair<const char *, int> counts[] = {
+        {"offset_ms", o.offset_ms}, {"n_max_text_ctx", o.n_max_text_ctx}, {"audio_ctx", o.audio_ctx}};
+    for (const auto & [name, value] : counts) {
+        if (value < 0) {
+            fail(std::string(name) + " must be >= 0, got " + std::to_string(value));
+        }
     }
+    // The encoder has the model's 1500 positions (30 s) at most.
+    if (o.audio_ctx > 1500) {
+        fail("audio_ctx must be <= 1500, got " + std::to_string(o.audio_ctx));
+    }
+    // whisper.cpp compiles it with std::regex, whose dialect is not Python's.
     if (!o.suppress_regex.empty()) {
         try {
             std::regex check(o.suppress_regex);
         } catch (const std::regex_error & e) {
             fail("suppress_regex '" + o.suppress_regex + "' is not a valid regular expression: " + e.what());
         }
-    }
-    if (o.audio_ctx > 1500) {
-        fail("audio_ctx must be <= 1500, got " + std::to_string(o.audio_ctx));
     }
 }
 

@@ -187,6 +187,9 @@ private:
     std::vector<whisper_token> symbol_first_tokens_;
 };
 
+// What whisper.cpp needs of the parameters to run safely, and what only it can check (its decoder
+// count, language codes and std::regex): options_error otherwise. Every other rule is
+// dattavani.options.TranscribeOptions' (python/dattavani/options.py), which runs this one too.
 void validate_full_params(const full_params & params);
 
 } // namespace dattavani

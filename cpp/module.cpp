@@ -174,7 +174,9 @@ PYBIND11_MODULE(_core, m) {
         .def_readwrite("duration_ms", &full_params::duration_ms)
         .def_readwrite("audio_ctx", &full_params::audio_ctx)
         .def_readwrite("n_max_text_ctx", &full_params::n_max_text_ctx)
-        .def("validate", &validate_full_params, "Raises OptionsError if an option is out of range.");
+        .def("validate", &validate_full_params,
+             "OptionsError unless whisper.cpp runs safely with these parameters "
+             "(dattavani.TranscribeOptions checks the rest).");
 
     py::class_<decoded_token>(m, "DecodedToken")
         .def_readonly("id", &decoded_token::id)

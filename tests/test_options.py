@@ -1,5 +1,6 @@
 """dattavani.options without a model: every rule of TranscribeOptions, the native parameters it
-maps to (whisper.cpp's own check included, which needs no model), names and aliases.
+maps to (whisper.cpp's own check included, which needs no model and runs when the options are
+made), names and aliases.
 
 The checks that need a loaded model (a token id past the vocabulary) are in test_core.py; this
 table holds what test_core.py and test_reliability_inputs.py each checked through a transcription.
@@ -16,11 +17,9 @@ from dattavani.options import DEFAULT_TEMPERATURES, TranscribeOptions, _scalar_k
 
 
 def checked(**options: object) -> TranscribeOptions:
-    """The options as a transcription checks them: built, then turned into native parameters
-    (whisper.cpp's own validate() runs there)."""
-    built = TranscribeOptions.from_kwargs(**options)
-    built.to_native(threads=1)
-    return built
+    """The options as a transcription checks them: built from keywords (whisper.cpp's own
+    validate() runs then too)."""
+    return TranscribeOptions.from_kwargs(**options)
 
 
 @pytest.mark.parametrize(
@@ -35,6 +34,15 @@ def checked(**options: object) -> TranscribeOptions:
         ({"beam_size": -1}, "beam_size.*got -1"),
         ({"beam_size": 2.5}, "beam_size must be an integer"),
         ({"best_of": 0}, "best_of.*got 0"),
+        ({"best_of": 9}, "best_of must be at most 8 .*got 9"),
+        ({"beam_size": 2**31}, "beam_size must fit in 32 bits"),
+        ({"audio_ctx": 2**40}, "audio_ctx must fit in 32 bits"),
+        ({"max_segment_length": 2**33}, "max_segment_length must fit in 32 bits"),
+        ({"no_repeat_ngram_size": 2**31}, "no_repeat_ngram_size must fit in 32 bits"),
+        ({"suppress_tokens": [2**40]}, "suppress_tokens must be token ids"),
+        ({"max_segment_length": -1}, "max_segment_length must be >= 0"),
+        ({"max_tokens_per_segment": -1}, "max_tokens_per_segment must be >= 0"),
+        ({"audio_ctx": -1}, "audio_ctx must be >= 0"),
         ({"no_speech_threshold": -0.5}, "no_speech_threshold.*-0.5"),
         ({"no_speech_threshold": 1.5}, "no_speech_threshold must be <= 1"),
         ({"compression_ratio_threshold": -1.0}, "compression_ratio_threshold.*-1"),
@@ -43,6 +51,8 @@ def checked(**options: object) -> TranscribeOptions:
         ({"temperature": -0.2}, "temperature.*-0.2"),
         ({"temperature": float("nan")}, "temperature.*nan"),
         ({"offset": -1.0}, "offset"),
+        ({"offset": 1e7}, r"offset and duration must be in \[0, 10\^6\] seconds"),
+        ({"duration": 2e6}, r"offset and duration must be in \[0, 10\^6\] seconds"),
         ({"offset": float("nan")}, "offset must be finite"),
         ({"logprob_threshold": float("nan")}, "logprob_threshold must be a number"),
         ({"task": "summarise"}, "task.*summarise"),
@@ -63,6 +73,7 @@ def checked(**options: object) -> TranscribeOptions:
         ({"batch_size": 0}, "batch_size must be >= 1"),
         ({"batch_size": 2.5}, "batch_size must be an integer"),
         ({"repetition_penalty": 0.0}, "repetition_penalty must be > 0"),
+        ({"repetition_penalty": 1e7}, r"repetition_penalty must be > 0 and below 10\^6"),
         ({"no_repeat_ngram_size": -1}, "no_repeat_ngram_size must be >= 0"),
         ({"logprob_threshold": -1, "log_prob_threshold": -1}, "not both"),
         ({"max_initial_timestamp": -1.0}, "max_initial_timestamp must be >= 0"),
@@ -76,6 +87,17 @@ def checked(**options: object) -> TranscribeOptions:
 def test_bad_option(options: dict[str, object], reason: str) -> None:
     with pytest.raises(OptionsError, match=reason):
         checked(**options)
+
+
+def test_whisper_cpps_own_rules_fail_when_the_options_are_made() -> None:
+    # The native check runs in __post_init__: a bad option never waits for a transcription, and
+    # an int too large for whisper.cpp is an OptionsError, not the binding's TypeError.
+    with pytest.raises(OptionsError, match="not a valid regular expression"):
+        TranscribeOptions(suppress_regex="([")
+    with pytest.raises(OptionsError, match="beam_size must be at most 8"):
+        TranscribeOptions(beam_size=9)
+    with pytest.raises(OptionsError, match="audio_ctx must fit in 32 bits"):
+        TranscribeOptions(audio_ctx=2**31)
 
 
 def test_defaults_are_openai_whispers() -> None:
