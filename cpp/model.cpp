@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <exception>
 #include <limits>
 #include <regex>
@@ -13,6 +14,16 @@ namespace {
 
 constexpr int k_sample_rate = WHISPER_SAMPLE_RATE;
 constexpr int k_max_decoders = 8;  // whisper.cpp's WHISPER_MAX_DECODERS
+// A bound on the fallback temperatures: whisper.cpp adds temperature_inc to a float until 1.0, and
+// a step below the float's precision never gets there (an endless loop that fills the memory).
+constexpr size_t k_max_temperatures = 1000;
+
+// A float as a person writes it ("1e-09", "1.2"): std::to_string prints six fixed decimals.
+std::string show(float value) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%g", static_cast<double>(value));
+    return text;
+}
 
 // The alignment heads openai-whisper found for each released model, recognised by shape. Other
 // shapes (distilled or pruned models) use every head of the top half of the decoder.
@@ -239,6 +250,16 @@ void validate_full_params(const full_params & o) {
         fail("best_of must be at most " + std::to_string(k_max_decoders) + " (whisper.cpp's decoders), got " +
              std::to_string(o.best_of));
     }
+    const size_t n_temperatures = fallback_temperatures(o).size();
+    // whisper.cpp falls back up to 1.0: from above it there is no temperature to decode at, and it
+    // then reads a decoder that never ran (a crash).
+    if (n_temperatures == 0) {
+        fail("temperature must be at most 1.0 with a fallback (temperature_inc > 0), got " + show(o.temperature));
+    }
+    if (n_temperatures > k_max_temperatures) {
+        fail("temperature_inc " + show(o.temperature_inc) + " from " + show(o.temperature) + " makes more than " +
+             std::to_string(k_max_temperatures) + " fallback temperatures");
+    }
     // The logits filter writes logits[token]: a negative id is before the array.
     for (const int token : o.suppress_tokens) {
         if (token < 0) {
@@ -266,6 +287,20 @@ void validate_full_params(const full_params & o) {
             fail("suppress_regex '" + o.suppress_regex + "' is not a valid regular expression: " + e.what());
         }
     }
+}
+
+std::vector<float> fallback_temperatures(const full_params & o) {
+    if (!(o.temperature_inc > 0.0f)) {
+        return {o.temperature};
+    }
+    // whisper_full's own loop ("a set of temperatures to use" in whisper.cpp), in the same float
+    // arithmetic, so that a last step that lands just past 1.0 is dropped here as it is there.
+    std::vector<float> temperatures;
+    for (float t = o.temperature; t < 1.0f + 1e-6f && temperatures.size() <= k_max_temperatures;
+         t += o.temperature_inc) {
+        temperatures.push_back(t);
+    }
+    return temperatures;
 }
 
 state_pool::lease::~lease() {

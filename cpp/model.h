@@ -41,7 +41,7 @@ struct full_params {
     int beam_size = 0;     // 0 or 1 = greedy
     float patience = -1.0f;
     float temperature = 0.0f;
-    float temperature_inc = 0.2f;  // 0 disables the fallback
+    float temperature_inc = 0.2f;  // 0 disables the fallback (see fallback_temperatures)
     float entropy_thold = 2.4f;
     float logprob_thold = -1.0f;
     float no_speech_thold = 0.6f;
@@ -188,8 +188,12 @@ private:
 };
 
 // What whisper.cpp needs of the parameters to run safely, and what only it can check (its decoder
-// count, language codes and std::regex): options_error otherwise. Every other rule is
+// count, language codes, std::regex, its fallback schedule): options_error otherwise. Every other rule is
 // dattavani.options.TranscribeOptions' (python/dattavani/options.py), which runs this one too.
 void validate_full_params(const full_params & params);
+
+// The temperatures whisper_full decodes a window at, in order, as whisper.cpp makes them from
+// temperature and temperature_inc (up to 1.0); stops past k_max_temperatures (model.cpp).
+std::vector<float> fallback_temperatures(const full_params & params);
 
 } // namespace dattavani

@@ -174,6 +174,8 @@ PYBIND11_MODULE(_core, m) {
         .def_readwrite("duration_ms", &full_params::duration_ms)
         .def_readwrite("audio_ctx", &full_params::audio_ctx)
         .def_readwrite("n_max_text_ctx", &full_params::n_max_text_ctx)
+        .def("fallback_temperatures", &fallback_temperatures,
+             "The temperatures whisper.cpp decodes a window at, in order (its fallback schedule).")
         .def("validate", &validate_full_params,
              "OptionsError unless whisper.cpp runs safely with these parameters "
              "(dattavani.TranscribeOptions checks the rest).");

@@ -308,6 +308,31 @@ def test_bad_options_raise_options_error(transcriber: Transcriber, jfk) -> None:
             transcriber.transcribe(jfk, **options)
 
 
+@pytest.mark.parametrize(
+    ("parameters", "reason"),
+    [
+        # The fallback starts above 1.0, where whisper.cpp's schedule ends: it had no temperature
+        # to decode at and read a decoder that never ran (a segfault).
+        ({"temperature": 1.2, "temperature_inc": 0.2}, "temperature must be at most 1.0"),
+        # A step too small to raise the float: whisper.cpp's schedule never ended (a hang that
+        # filled the memory).
+        ({"temperature": 0.0, "temperature_inc": 1e-9}, "more than 1000 fallback temperatures"),
+    ],
+    ids=str,
+)
+def test_parameters_that_broke_whisper_cpp_are_refused(
+    transcriber: Transcriber, jfk, parameters: dict[str, float], reason: str
+) -> None:
+    """The native check each call runs, for callers of _core itself (TranscribeOptions refuses
+    the same when it is made: test_options.py)."""
+    native = _core.FullParams()
+    native.n_threads, native.language = 1, "en"
+    for name, value in parameters.items():
+        setattr(native, name, value)
+    with pytest.raises(OptionsError, match=reason):
+        transcriber.native_model.transcribe(jfk, native)
+
+
 def test_model_hyperparameters(transcriber: Transcriber, tiny_en_ggml: Path) -> None:
     model = transcriber.native_model
     assert (model.n_vocab, model.n_mels, model.n_audio_layer, model.n_text_layer) == (

@@ -50,6 +50,15 @@ def checked(**options: object) -> TranscribeOptions:
         ({"temperature": 5.0}, "temperature"),
         ({"temperature": -0.2}, "temperature.*-0.2"),
         ({"temperature": float("nan")}, "temperature.*nan"),
+        # whisper.cpp falls back from the first temperature in equal steps up to 1.0: a schedule
+        # that starts above 1.0 crashed it, one of a step too small to raise a float never ended,
+        # and others ran as another schedule.
+        ({"temperature": (1.2, 1.4)}, r"temperature must be at most 1.0 with a fallback"),
+        ({"temperature": (0.0, 1e-9)}, "makes more than 1000 fallback temperatures"),
+        ({"temperature": (0.0, 0.5)}, r"would decode at \(0.0, 0.5, 1.0\)"),
+        ({"temperature": (0.0, 0.2, 0.4)}, r"would decode at \(0.0, 0.2, 0.4, 0.6, 0.8, 1.0\)"),
+        ({"temperature": (0.4, 0.2)}, r"would decode at \(0.4,\)"),
+        ({"temperature": (0.0, 0.3, 1.0)}, r"would decode at \(0.0, 0.5, 1.0\)"),
         ({"offset": -1.0}, "offset"),
         ({"offset": 1e7}, r"offset and duration must be in \[0, 10\^6\] seconds"),
         ({"duration": 2e6}, r"offset and duration must be in \[0, 10\^6\] seconds"),
@@ -130,12 +139,36 @@ def test_faster_whisper_names_are_taken() -> None:
 
 def test_native_parameters() -> None:
     native = checked(
-        temperature=(0.0, 0.2, 0.4), logprob_threshold=None, task="translate", beam_size=3
+        temperature=(0.0, 0.25, 0.5, 0.75, 1.0),
+        logprob_threshold=None,
+        task="translate",
+        beam_size=3,
     ).to_native(threads=2)
-    assert (native.temperature, round(native.temperature_inc, 6)) == (0.0, 0.2)
+    assert (native.temperature, round(native.temperature_inc, 6)) == (0.0, 0.25)
     assert native.logprob_thold == -math.inf
     assert native.translate and native.beam_size == 3 and native.n_threads == 2
     assert checked(suppress_tokens=[-1, 50]).to_native(1).suppress_tokens == [50]
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        DEFAULT_TEMPERATURES,
+        (0.0, 1.0),
+        (0.5,),
+        (1.5,),  # one temperature, no fallback: above 1.0 is allowed
+        # Rounded steps, as `dattavani whisper --temperature_increment_on_fallback` writes them:
+        # the step taken from the second value alone (0.166667) made whisper.cpp's float sums
+        # pass 1.0 early and drop the last temperature.
+        tuple(round(i / 6, 6) for i in range(7)),
+        tuple(round(0.3 + 0.1 * i, 6) for i in range(8)),
+        tuple(round(i / 100, 6) for i in range(101)),
+    ],
+    ids=len,
+)
+def test_whisper_cpp_falls_back_through_the_schedule_given(schedule: tuple[float, ...]) -> None:
+    native = checked(temperature=schedule).to_native(1)
+    assert native.fallback_temperatures() == pytest.approx(schedule, abs=1e-6)
 
 
 def test_the_kinds_table_covers_every_scalar_field() -> None:

@@ -209,8 +209,21 @@ class TranscribeOptions:
     def _check_native(self) -> None:
         """The rules whisper.cpp owns (``dattavani._core.FullParams.validate``: its decoder count,
         language codes, ``suppress_regex`` as std::regex, ``audio_ctx``, and what would crash
-        it), run here so that a bad option fails when the options are made."""
-        self.to_native(threads=1).validate()
+        it), run here so that a bad option fails when the options are made; and that whisper.cpp
+        falls back through the temperatures given, not others."""
+        native = self.to_native(threads=1)
+        native.validate()
+        given, runs = self.temperatures, native.fallback_temperatures()
+        # A temperature's fifth decimal changes nothing; whisper.cpp's steps are float sums.
+        if len(runs) != len(given) or any(
+            abs(a - b) > 1e-4 for a, b in zip(runs, given, strict=True)
+        ):
+            raise OptionsError(
+                f"temperature {self.temperature!r}: whisper.cpp falls back from the first "
+                "temperature in equal steps up to 1.0, so it would decode at "
+                f"{tuple(round(t, 4) for t in runs)}; give one temperature or such a schedule, "
+                f"e.g. {DEFAULT_TEMPERATURES}"
+            )
 
     @property
     def temperatures(self) -> tuple[float, ...]:
@@ -287,9 +300,14 @@ class TranscribeOptions:
         native.length_penalty = -1.0 if self.length_penalty is None else self.length_penalty
         temperatures = self.temperatures
         native.temperature = temperatures[0]
-        # whisper.cpp's fallback raises the temperature in equal steps; a schedule of one value
-        # means no fallback.
-        native.temperature_inc = temperatures[1] - temperatures[0] if len(temperatures) > 1 else 0.0
+        # whisper.cpp's fallback raises the temperature in equal steps up to 1.0; a schedule of one
+        # value means no fallback. The step from the two ends: the second value alone may be
+        # rounded (0.166667), and whisper.cpp's float sums would then pass 1.0 early.
+        native.temperature_inc = (
+            (temperatures[-1] - temperatures[0]) / (len(temperatures) - 1)
+            if len(temperatures) > 1
+            else 0.0
+        )
         # No entropy is below 0: a threshold of 0 turns the repetition check off.
         native.entropy_thold = 0.0 if self.entropy_threshold is None else self.entropy_threshold
         native.logprob_thold = (
