@@ -260,6 +260,13 @@ void validate_full_params(const full_params & o) {
         fail("temperature_inc " + show(o.temperature_inc) + " from " + show(o.temperature) + " makes more than " +
              std::to_string(k_max_temperatures) + " fallback temperatures");
     }
+    // whisper.cpp limits the first timestamp to the token of max_initial_ts within its 30 s window,
+    // computed in int: past the window no such token exists, and a large value overflowed the int
+    // into an index far before the logits (a segfault).
+    if (!(o.max_initial_ts <= WHISPER_CHUNK_SIZE)) {
+        fail("max_initial_ts must be at most " + std::to_string(WHISPER_CHUNK_SIZE) +
+             " seconds (a time within whisper.cpp's window), got " + show(o.max_initial_ts));
+    }
     // The logits filter writes logits[token]: a negative id is before the array.
     for (const int token : o.suppress_tokens) {
         if (token < 0) {

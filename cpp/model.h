@@ -46,7 +46,7 @@ struct full_params {
     float logprob_thold = -1.0f;
     float no_speech_thold = 0.6f;
     float length_penalty = -1.0f;
-    float max_initial_ts = 1.0f;
+    float max_initial_ts = 1.0f;  // seconds, at most 30; 0 = no limit
     std::string initial_prompt;
     std::string prefix;    // the text the call's first 30 s window starts with ("" = none)
     bool carry_initial_prompt = false;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -317,6 +318,10 @@ def test_bad_options_raise_options_error(transcriber: Transcriber, jfk) -> None:
         # A step too small to raise the float: whisper.cpp's schedule never ended (a hang that
         # filled the memory).
         ({"temperature": 0.0, "temperature_inc": 1e-9}, "more than 1000 fallback temperatures"),
+        # whisper.cpp turns it into a timestamp token in int arithmetic, which these overflowed
+        # into an index far before the logits (a segfault).
+        ({"max_initial_ts": 1e8}, "max_initial_ts must be at most 30 seconds"),
+        ({"max_initial_ts": math.inf}, "max_initial_ts must be at most 30 seconds"),
     ],
     ids=str,
 )

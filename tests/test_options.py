@@ -86,6 +86,11 @@ def checked(**options: object) -> TranscribeOptions:
         ({"no_repeat_ngram_size": -1}, "no_repeat_ngram_size must be >= 0"),
         ({"logprob_threshold": -1, "log_prob_threshold": -1}, "not both"),
         ({"max_initial_timestamp": -1.0}, "max_initial_timestamp must be >= 0"),
+        # Past whisper.cpp's 30 s window: a large value overflowed its int into a segfault.
+        ({"max_initial_timestamp": 30.5}, "max_initial_ts must be at most 30 seconds"),
+        ({"max_initial_timestamp": 1e8}, r"max_initial_ts must be at most 30 seconds.*1e\+08"),
+        ({"max_initial_timestamp": 1e39}, "max_initial_ts must be at most 30 seconds.*inf"),
+        ({"max_initial_timestamp": float("inf")}, "max_initial_timestamp must be finite"),
         ({"audio_ctx": 2000}, "audio_ctx must be <= 1500"),
         ({"vad_filter": 1}, "vad_filter must be True or False"),
         ({"clip_timestamps": "5,2"}, "clip_timestamps '5,2': spans must be start < end"),
@@ -189,3 +194,4 @@ def test_adding_an_option_is_one_field(tmp_path) -> None:
     options = load_config(config, env={}).transcribe.options
     assert checked(**options).to_dict()["max_initial_timestamp"] == 0.5
     assert checked(**options).to_native(1).max_initial_ts == 0.5
+    assert checked(max_initial_timestamp=30).to_native(1).max_initial_ts == 30

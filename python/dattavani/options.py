@@ -154,6 +154,7 @@ class TranscribeOptions:
             )
         if self.patience is not None and self.patience <= 0:
             raise OptionsError(f"patience must be > 0, got {self.patience}")
+        # Its upper bound, the 30 s window, is whisper.cpp's (the native check, below).
         if self.max_initial_timestamp < 0:
             raise OptionsError("max_initial_timestamp must be >= 0")
         if self.batch_size is not None and self.batch_size < 1:
