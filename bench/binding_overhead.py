@@ -29,12 +29,12 @@ from common import clip, median, timed, tiny_en_ggml, whisper_cli
 CORE = """
 import json, sys, time
 import soundfile as sf
-from dattavani import _core
+from dattavani.models import LoadParameters
 from dattavani.options import TranscribeOptions
 model, wav, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
 options = TranscribeOptions(language="en", suppress_non_speech_tokens=False).to_native(threads)
 t0 = time.perf_counter()
-native = _core.Model(model, use_gpu=False)
+native = LoadParameters(use_gpu=False).load_model(model)
 samples, _ = sf.read(wav, dtype="float32")
 native.transcribe(samples, options)
 print(json.dumps({"library_s": time.perf_counter() - t0}))

@@ -45,8 +45,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 
 from common import REPO, random_model, work_dir
-from dattavani import DattavaniError, ModelLoadError, _core
+from dattavani import DattavaniError, ModelLoadError
 from dattavani.convert.ggml_writer import WhisperHParams, read_ggml
+from dattavani.models import LoadParameters
 from dattavani.options import TranscribeOptions
 
 _SHIM = r"""
@@ -209,7 +210,7 @@ def header_target(folder: Path) -> Callable[[bytes], None]:
                 raise AssertionError(f"the refusal does not name the file: {message}")
             return
         # Accepted: whisper.cpp must load it as the check promised.
-        _core.Model(str(scratch), use_gpu=False)
+        LoadParameters(use_gpu=False).load_model(scratch)
 
     return test_one_input
 
@@ -237,7 +238,7 @@ def hparams_target(folder: Path) -> Callable[[bytes], None]:
         dtype = ("f16", "f32")[fdp.ConsumeIntInRange(0, 1)]
         random_model(scratch, hparams, dtype, seed=fdp.ConsumeIntInRange(0, 1000))
         try:
-            model = _core.Model(str(scratch), use_gpu=False, max_states=1)
+            model = LoadParameters(use_gpu=False, max_states=1).load_model(scratch)
         except ModelLoadError:
             return
         with contextlib.suppress(DattavaniError):

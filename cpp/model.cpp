@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <exception>
 #include <limits>
 #include <regex>
@@ -13,6 +14,16 @@ namespace {
 
 constexpr int k_sample_rate = WHISPER_SAMPLE_RATE;
 constexpr int k_max_decoders = 8;  // whisper.cpp's WHISPER_MAX_DECODERS
+// A bound on the fallback temperatures: whisper.cpp adds temperature_inc to a float until 1.0, and
+// a step below the float's precision never gets there (an endless loop that fills the memory).
+constexpr size_t k_max_temperatures = 1000;
+
+// A float as a person writes it ("1e-09", "1.2"): std::to_string prints six fixed decimals.
+std::string show(float value) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%g", static_cast<double>(value));
+    return text;
+}
 
 // The alignment heads openai-whisper found for each released model, recognised by shape. Other
 // shapes (distilled or pruned models) use every head of the top half of the decoder.
@@ -78,8 +89,8 @@ struct run_context {
     bool should_stop() const { return error != nullptr || (cancel != nullptr && cancel->cancelled()); }
 };
 
-segment_result read_segment(whisper_context * ctx, whisper_state * state, int i) {
-    segment_result seg;
+decoded_segment read_segment(whisper_context * ctx, whisper_state * state, int i) {
+    decoded_segment seg;
     // whisper.cpp counts time in 10 ms ticks.
     seg.start = whisper_full_get_segment_t0_from_state(state, i) * 0.01;
     seg.end = whisper_full_get_segment_t1_from_state(state, i) * 0.01;
@@ -93,7 +104,7 @@ segment_result read_segment(whisper_context * ctx, whisper_state * state, int i)
         if (data.id >= eot) {
             continue;  // special and timestamp tokens
         }
-        token_result tok;
+        decoded_token tok;
         tok.id = data.id;
         tok.text = whisper_full_get_token_text_from_state(ctx, state, i, j);
         tok.p = data.p;
@@ -220,50 +231,62 @@ void check_samples(size_t n_samples) {
 
 } // namespace
 
-void validate_options(const transcribe_options & o) {
+void validate_full_params(const full_params & o) {
     auto fail = [](const std::string & what) { throw options_error(what); };
+    // whisper.cpp prompts with the language's token, looked up by its code.
     if (!o.language.empty() && whisper_lang_id(o.language.c_str()) < 0) {
         fail("unknown language '" + o.language + "'");
     }
-    if (o.n_threads < 1 || o.n_threads > 512) {
-        fail("threads must be in [1, 512], got " + std::to_string(o.n_threads));
+    // ggml's thread pool has room for GGML_MAX_N_THREADS.
+    if (o.n_threads < 1 || o.n_threads > GGML_MAX_N_THREADS) {
+        fail("threads must be in [1, " + std::to_string(GGML_MAX_N_THREADS) + "], got " +
+             std::to_string(o.n_threads));
     }
-    if (o.beam_size < 0 || o.beam_size > k_max_decoders) {
-        fail("beam_size must be 0 (greedy) or in [1, " + std::to_string(k_max_decoders) + "], got " +
+    if (o.beam_size > k_max_decoders) {
+        fail("beam_size must be at most " + std::to_string(k_max_decoders) + " (whisper.cpp's decoders), got " +
              std::to_string(o.beam_size));
     }
-    if (o.best_of < 1 || o.best_of > k_max_decoders) {
-        fail("best_of must be in [1, " + std::to_string(k_max_decoders) + "], got " +
+    if (o.best_of > k_max_decoders) {
+        fail("best_of must be at most " + std::to_string(k_max_decoders) + " (whisper.cpp's decoders), got " +
              std::to_string(o.best_of));
     }
-    if (!(o.temperature >= 0.0f && o.temperature <= 2.0f)) {
-        fail("temperature must be in [0, 2], got " + std::to_string(o.temperature));
+    const size_t n_temperatures = fallback_temperatures(o).size();
+    // whisper.cpp falls back up to 1.0: from above it there is no temperature to decode at, and it
+    // then reads a decoder that never ran (a crash).
+    if (n_temperatures == 0) {
+        fail("temperature must be at most 1.0 with a fallback (temperature_inc > 0), got " + show(o.temperature));
     }
-    if (!(o.temperature_inc >= 0.0f && o.temperature_inc <= 1.0f)) {
-        fail("temperature_increment must be in [0, 1], got " + std::to_string(o.temperature_inc));
+    if (n_temperatures > k_max_temperatures) {
+        fail("temperature_inc " + show(o.temperature_inc) + " from " + show(o.temperature) + " makes more than " +
+             std::to_string(k_max_temperatures) + " fallback temperatures");
     }
-    if (!(o.no_speech_thold >= 0.0f && o.no_speech_thold <= 1.0f)) {
-        fail("no_speech_threshold must be in [0, 1], got " + std::to_string(o.no_speech_thold));
+    // whisper.cpp limits the first timestamp to the token of max_initial_ts within its 30 s window,
+    // computed in int: past the window no such token exists, and a large value overflowed the int
+    // into an index far before the logits (a segfault).
+    if (!(o.max_initial_ts <= WHISPER_CHUNK_SIZE)) {
+        fail("max_initial_ts must be at most " + std::to_string(WHISPER_CHUNK_SIZE) +
+             " seconds (a time within whisper.cpp's window), got " + show(o.max_initial_ts));
     }
-    if (!(o.entropy_thold >= 0.0f)) {
-        fail("entropy_threshold must be >= 0, got " + std::to_string(o.entropy_thold));
-    }
-    if (!(o.repetition_penalty > 0.0f && o.repetition_penalty < 1e6f)) {
-        fail("repetition_penalty must be > 0, got " + std::to_string(o.repetition_penalty));
-    }
-    if (o.no_repeat_ngram_size < 0) {
-        fail("no_repeat_ngram_size must be >= 0, got " + std::to_string(o.no_repeat_ngram_size));
-    }
+    // The logits filter writes logits[token]: a negative id is before the array.
     for (const int token : o.suppress_tokens) {
         if (token < 0) {
-            fail("suppress_tokens must be token ids >= 0 (or -1 for the non-speech tokens), got " +
-                 std::to_string(token));
+            fail("suppress_tokens must be token ids >= 0, got " + std::to_string(token));
         }
     }
-    if (o.max_len < 0 || o.max_tokens < 0 || o.offset_ms < 0 || o.duration_ms < 0 || o.audio_ctx < 0 ||
-        o.n_max_text_ctx < 0) {
-        fail("max_len, max_tokens, offset_ms, duration_ms, audio_ctx and n_max_text_ctx must be >= 0");
+    // whisper.cpp would start before the audio (offset_ms) or take a negative count of prompt
+    // tokens (n_max_text_ctx).
+    const std::pair<const char *, int> counts[] = {
+        {"offset_ms", o.offset_ms}, {"n_max_text_ctx", o.n_max_text_ctx}, {"audio_ctx", o.audio_ctx}};
+    for (const auto & [name, value] : counts) {
+        if (value < 0) {
+            fail(std::string(name) + " must be >= 0, got " + std::to_string(value));
+        }
     }
+    // The encoder has the model's 1500 positions (30 s) at most.
+    if (o.audio_ctx > 1500) {
+        fail("audio_ctx must be <= 1500, got " + std::to_string(o.audio_ctx));
+    }
+    // whisper.cpp compiles it with std::regex, whose dialect is not Python's.
     if (!o.suppress_regex.empty()) {
         try {
             std::regex check(o.suppress_regex);
@@ -271,9 +294,20 @@ void validate_options(const transcribe_options & o) {
             fail("suppress_regex '" + o.suppress_regex + "' is not a valid regular expression: " + e.what());
         }
     }
-    if (o.audio_ctx > 1500) {
-        fail("audio_ctx must be <= 1500, got " + std::to_string(o.audio_ctx));
+}
+
+std::vector<float> fallback_temperatures(const full_params & o) {
+    if (!(o.temperature_inc > 0.0f)) {
+        return {o.temperature};
     }
+    // whisper_full's own loop ("a set of temperatures to use" in whisper.cpp), in the same float
+    // arithmetic, so that a last step that lands just past 1.0 is dropped here as it is there.
+    std::vector<float> temperatures;
+    for (float t = o.temperature; t < 1.0f + 1e-6f && temperatures.size() <= k_max_temperatures;
+         t += o.temperature_inc) {
+        temperatures.push_back(t);
+    }
+    return temperatures;
 }
 
 state_pool::lease::~lease() {
@@ -366,14 +400,14 @@ std::vector<std::pair<std::string, float>> model::detect_language(const float * 
     return detect_language_with_state(lease.get(), pcm, n_samples, n_threads, offset_ms);
 }
 
-transcription model::transcribe(const float * pcm, size_t n_samples, const transcribe_options & o,
-                                const transcribe_callbacks & callbacks, const cancel_token * cancel) {
+full_result model::transcribe(const float * pcm, size_t n_samples, const full_params & o,
+                              const transcribe_callbacks & callbacks, const cancel_token * cancel) {
     check_samples(n_samples);
-    validate_options(o);
+    validate_full_params(o);
     state_pool::lease lease = pool_.acquire(cancel);
     whisper_state * state = lease.get();
 
-    transcription result;
+    full_result result;
     if (!is_multilingual()) {
         result.language = "en";
         result.language_probs = {{"en", 1.0f}};

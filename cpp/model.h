@@ -22,16 +22,18 @@
 
 namespace dattavani {
 
+// How a model is loaded. No defaults: dattavani.models.LoadParameters owns them and gives each.
 struct model_params {
-    bool use_gpu = true;
-    int gpu_device = 0;
-    bool flash_attn = true;
-    bool dtw = false;    // DTW token times from cross-attention (forces flash attention off)
-    int max_states = 4;  // transcriptions that may run at once
+    bool use_gpu;
+    int gpu_device;
+    bool flash_attn;
+    bool dtw;        // DTW token times from cross-attention (forces flash attention off)
+    int max_states;  // transcriptions that may run at once
 };
 
-// Per-call decoding options. Defaults follow openai-whisper's transcribe(), not whisper.cpp's.
-struct transcribe_options {
+// Per-call decoding options: whisper_full_params without the callbacks, and what dattavani adds
+// to the decoder. Defaults follow openai-whisper's transcribe(), not whisper.cpp's.
+struct full_params {
     std::string language;  // "" = detect
     bool translate = false;
     int n_threads = 4;
@@ -39,12 +41,12 @@ struct transcribe_options {
     int beam_size = 0;     // 0 or 1 = greedy
     float patience = -1.0f;
     float temperature = 0.0f;
-    float temperature_inc = 0.2f;  // 0 disables the fallback
+    float temperature_inc = 0.2f;  // 0 disables the fallback (see fallback_temperatures)
     float entropy_thold = 2.4f;
     float logprob_thold = -1.0f;
     float no_speech_thold = 0.6f;
     float length_penalty = -1.0f;
-    float max_initial_ts = 1.0f;
+    float max_initial_ts = 1.0f;  // seconds, at most 30; 0 = no limit
     std::string initial_prompt;
     std::string prefix;    // the text the call's first 30 s window starts with ("" = none)
     bool carry_initial_prompt = false;
@@ -67,7 +69,7 @@ struct transcribe_options {
     int n_max_text_ctx = 16384;
 };
 
-struct token_result {
+struct decoded_token {
     int id = 0;
     std::string text;      // raw bytes: a multi-byte character may span tokens
     float p = 0.0f;
@@ -77,17 +79,17 @@ struct token_result {
     double dtw_time = -1.0; // seconds the DTW alignment enters this token; < 0 without DTW
 };
 
-struct segment_result {
+struct decoded_segment {
     double start = 0.0;    // seconds
     double end = 0.0;
     std::string text;
     float avg_logprob = 0.0f;
     float no_speech_prob = 0.0f;
-    std::vector<token_result> tokens;  // text tokens only (no special or timestamp tokens)
+    std::vector<decoded_token> tokens;  // text tokens only (no special or timestamp tokens)
 };
 
-struct transcription {
-    std::vector<segment_result> segments;
+struct full_result {
+    std::vector<decoded_segment> segments;
     std::string language;
     float language_probability = 1.0f;
     std::vector<std::pair<std::string, float>> language_probs;  // most likely first
@@ -105,7 +107,7 @@ private:
 
 struct transcribe_callbacks {
     std::function<void(float)> on_progress;                  // fraction done, 0..1
-    std::function<void(const segment_result &)> on_segment;  // each new segment as it is decoded
+    std::function<void(const decoded_segment &)> on_segment;  // each new segment as it is decoded
 };
 
 struct context_deleter {
@@ -162,8 +164,8 @@ public:
     std::string type_name() const { return whisper_model_type_readable(ctx_.get()); }
     int states_created() const { return pool_.created(); }
 
-    transcription transcribe(const float * pcm, size_t n_samples, const transcribe_options & options,
-                             const transcribe_callbacks & callbacks, const cancel_token * cancel);
+    full_result transcribe(const float * pcm, size_t n_samples, const full_params & params,
+                           const transcribe_callbacks & callbacks, const cancel_token * cancel);
 
     // Probabilities of every language for the first 30 s after offset, most likely first.
     std::vector<std::pair<std::string, float>> detect_language(const float * pcm, size_t n_samples,
@@ -185,6 +187,13 @@ private:
     std::vector<whisper_token> symbol_first_tokens_;
 };
 
-void validate_options(const transcribe_options & options);
+// What whisper.cpp needs of the parameters to run safely, and what only it can check (its decoder
+// count, language codes, std::regex, its fallback schedule): options_error otherwise. Every other rule is
+// dattavani.options.TranscribeOptions' (python/dattavani/options.py), which runs this one too.
+void validate_full_params(const full_params & params);
+
+// The temperatures whisper_full decodes a window at, in order, as whisper.cpp makes them from
+// temperature and temperature_inc (up to 1.0); stops past k_max_temperatures (model.cpp).
+std::vector<float> fallback_temperatures(const full_params & params);
 
 } // namespace dattavani

@@ -67,7 +67,7 @@ transcribe_callbacks make_callbacks(const py::object & on_progress, const py::ob
         };
     }
     if (!on_segment.is_none()) {
-        callbacks.on_segment = [on_segment](const segment_result & segment) {
+        callbacks.on_segment = [on_segment](const decoded_segment & segment) {
             py::gil_scoped_acquire gil;
             on_segment(py::cast(segment));
         };
@@ -138,67 +138,71 @@ PYBIND11_MODULE(_core, m) {
         .def("cancel", &cancel_token::cancel)
         .def_property_readonly("cancelled", &cancel_token::cancelled);
 
-    py::class_<transcribe_options> opts(m, "TranscribeOptions",
+    py::class_<full_params> opts(m, "FullParams",
         "Per-call decoding options (whisper_full_params without the callbacks).");
     opts.def(py::init<>())
-        .def_readwrite("language", &transcribe_options::language)
-        .def_readwrite("translate", &transcribe_options::translate)
-        .def_readwrite("n_threads", &transcribe_options::n_threads)
-        .def_readwrite("best_of", &transcribe_options::best_of)
-        .def_readwrite("beam_size", &transcribe_options::beam_size)
-        .def_readwrite("patience", &transcribe_options::patience)
-        .def_readwrite("temperature", &transcribe_options::temperature)
-        .def_readwrite("temperature_inc", &transcribe_options::temperature_inc)
-        .def_readwrite("entropy_thold", &transcribe_options::entropy_thold)
-        .def_readwrite("logprob_thold", &transcribe_options::logprob_thold)
-        .def_readwrite("no_speech_thold", &transcribe_options::no_speech_thold)
-        .def_readwrite("length_penalty", &transcribe_options::length_penalty)
-        .def_readwrite("max_initial_ts", &transcribe_options::max_initial_ts)
-        .def_readwrite("initial_prompt", &transcribe_options::initial_prompt)
-        .def_readwrite("prefix", &transcribe_options::prefix)
-        .def_readwrite("carry_initial_prompt", &transcribe_options::carry_initial_prompt)
-        .def_readwrite("condition_on_previous_text", &transcribe_options::condition_on_previous_text)
-        .def_readwrite("suppress_blank", &transcribe_options::suppress_blank)
-        .def_readwrite("suppress_non_speech_tokens", &transcribe_options::suppress_non_speech_tokens)
-        .def_readwrite("suppress_tokens", &transcribe_options::suppress_tokens)
-        .def_readwrite("repetition_penalty", &transcribe_options::repetition_penalty)
-        .def_readwrite("no_repeat_ngram_size", &transcribe_options::no_repeat_ngram_size)
-        .def_readwrite("suppress_regex", &transcribe_options::suppress_regex)
-        .def_readwrite("token_timestamps", &transcribe_options::token_timestamps)
-        .def_readwrite("no_timestamps", &transcribe_options::no_timestamps)
-        .def_readwrite("single_segment", &transcribe_options::single_segment)
-        .def_readwrite("max_len", &transcribe_options::max_len)
-        .def_readwrite("split_on_word", &transcribe_options::split_on_word)
-        .def_readwrite("max_tokens", &transcribe_options::max_tokens)
-        .def_readwrite("offset_ms", &transcribe_options::offset_ms)
-        .def_readwrite("duration_ms", &transcribe_options::duration_ms)
-        .def_readwrite("audio_ctx", &transcribe_options::audio_ctx)
-        .def_readwrite("n_max_text_ctx", &transcribe_options::n_max_text_ctx)
-        .def("validate", &validate_options, "Raises OptionsError if an option is out of range.");
+        .def_readwrite("language", &full_params::language)
+        .def_readwrite("translate", &full_params::translate)
+        .def_readwrite("n_threads", &full_params::n_threads)
+        .def_readwrite("best_of", &full_params::best_of)
+        .def_readwrite("beam_size", &full_params::beam_size)
+        .def_readwrite("patience", &full_params::patience)
+        .def_readwrite("temperature", &full_params::temperature)
+        .def_readwrite("temperature_inc", &full_params::temperature_inc)
+        .def_readwrite("entropy_thold", &full_params::entropy_thold)
+        .def_readwrite("logprob_thold", &full_params::logprob_thold)
+        .def_readwrite("no_speech_thold", &full_params::no_speech_thold)
+        .def_readwrite("length_penalty", &full_params::length_penalty)
+        .def_readwrite("max_initial_ts", &full_params::max_initial_ts)
+        .def_readwrite("initial_prompt", &full_params::initial_prompt)
+        .def_readwrite("prefix", &full_params::prefix)
+        .def_readwrite("carry_initial_prompt", &full_params::carry_initial_prompt)
+        .def_readwrite("condition_on_previous_text", &full_params::condition_on_previous_text)
+        .def_readwrite("suppress_blank", &full_params::suppress_blank)
+        .def_readwrite("suppress_non_speech_tokens", &full_params::suppress_non_speech_tokens)
+        .def_readwrite("suppress_tokens", &full_params::suppress_tokens)
+        .def_readwrite("repetition_penalty", &full_params::repetition_penalty)
+        .def_readwrite("no_repeat_ngram_size", &full_params::no_repeat_ngram_size)
+        .def_readwrite("suppress_regex", &full_params::suppress_regex)
+        .def_readwrite("token_timestamps", &full_params::token_timestamps)
+        .def_readwrite("no_timestamps", &full_params::no_timestamps)
+        .def_readwrite("single_segment", &full_params::single_segment)
+        .def_readwrite("max_len", &full_params::max_len)
+        .def_readwrite("split_on_word", &full_params::split_on_word)
+        .def_readwrite("max_tokens", &full_params::max_tokens)
+        .def_readwrite("offset_ms", &full_params::offset_ms)
+        .def_readwrite("duration_ms", &full_params::duration_ms)
+        .def_readwrite("audio_ctx", &full_params::audio_ctx)
+        .def_readwrite("n_max_text_ctx", &full_params::n_max_text_ctx)
+        .def("fallback_temperatures", &fallback_temperatures,
+             "The temperatures whisper.cpp decodes a window at, in order (its fallback schedule).")
+        .def("validate", &validate_full_params,
+             "OptionsError unless whisper.cpp runs safely with these parameters "
+             "(dattavani.TranscribeOptions checks the rest).");
 
-    py::class_<token_result>(m, "Token")
-        .def_readonly("id", &token_result::id)
-        .def_property_readonly("text", [](const token_result & t) { return py::bytes(t.text); },
+    py::class_<decoded_token>(m, "DecodedToken")
+        .def_readonly("id", &decoded_token::id)
+        .def_property_readonly("text", [](const decoded_token & t) { return py::bytes(t.text); },
                                "The token's raw bytes (a character may span two tokens).")
-        .def_readonly("probability", &token_result::p)
-        .def_readonly("logprob", &token_result::plog)
-        .def_readonly("start", &token_result::start)
-        .def_readonly("end", &token_result::end)
-        .def_readonly("dtw_time", &token_result::dtw_time);
+        .def_readonly("probability", &decoded_token::p)
+        .def_readonly("logprob", &decoded_token::plog)
+        .def_readonly("start", &decoded_token::start)
+        .def_readonly("end", &decoded_token::end)
+        .def_readonly("dtw_time", &decoded_token::dtw_time);
 
-    py::class_<segment_result>(m, "Segment")
-        .def_readonly("start", &segment_result::start)
-        .def_readonly("end", &segment_result::end)
-        .def_property_readonly("text", [](const segment_result & s) { return decode_utf8(s.text); })
-        .def_readonly("avg_logprob", &segment_result::avg_logprob)
-        .def_readonly("no_speech_prob", &segment_result::no_speech_prob)
-        .def_readonly("tokens", &segment_result::tokens);
+    py::class_<decoded_segment>(m, "DecodedSegment")
+        .def_readonly("start", &decoded_segment::start)
+        .def_readonly("end", &decoded_segment::end)
+        .def_property_readonly("text", [](const decoded_segment & s) { return decode_utf8(s.text); })
+        .def_readonly("avg_logprob", &decoded_segment::avg_logprob)
+        .def_readonly("no_speech_prob", &decoded_segment::no_speech_prob)
+        .def_readonly("tokens", &decoded_segment::tokens);
 
-    py::class_<transcription>(m, "Transcription")
-        .def_readonly("segments", &transcription::segments)
-        .def_readonly("language", &transcription::language)
-        .def_readonly("language_probability", &transcription::language_probability)
-        .def_readonly("language_probs", &transcription::language_probs);
+    py::class_<full_result>(m, "FullResult")
+        .def_readonly("segments", &full_result::segments)
+        .def_readonly("language", &full_result::language)
+        .def_readonly("language_probability", &full_result::language_probability)
+        .def_readonly("language_probs", &full_result::language_probs);
 
     py::class_<model, std::shared_ptr<model>> model_class(m, "Model",
         "A whisper GGML model loaded once; transcribe() may be called from many threads at once.");
@@ -206,22 +210,16 @@ PYBIND11_MODULE(_core, m) {
         model_class.def_property_readonly(name, [field](const model & s) { return s.info().*field; });
     });
     model_class
-        .def(py::init([](const std::string & path, bool use_gpu, int gpu_device, bool flash_attn,
-                         int max_states, bool dtw) {
+        .def(py::init([](const std::string & path, bool use_gpu, int gpu_device, bool flash_attn, bool dtw,
+                         int max_states) {
                  log_flush_guard flush;
-                 model_params params;
-                 params.use_gpu = use_gpu;
-                 params.gpu_device = gpu_device;
-                 params.flash_attn = flash_attn;
-                 params.dtw = dtw;
-                 params.max_states = max_states;
+                 const model_params params{use_gpu, gpu_device, flash_attn, dtw, max_states};
                  py::gil_scoped_release release;
                  return std::make_shared<model>(path, params);
              }),
-             // The defaults are model_params' own (model.h), written once.
-             py::arg("path"), py::arg("use_gpu") = model_params{}.use_gpu,
-             py::arg("gpu_device") = model_params{}.gpu_device, py::arg("flash_attn") = model_params{}.flash_attn,
-             py::arg("max_states") = model_params{}.max_states, py::arg("dtw") = model_params{}.dtw)
+             // Keyword-only and without defaults: LoadParameters.load_model owns them.
+             py::arg("path"), py::kw_only(), py::arg("use_gpu"), py::arg("gpu_device"), py::arg("flash_attn"),
+             py::arg("dtw"), py::arg("max_states"))
         .def_property_readonly("path", &model::path)
         .def_property_readonly("is_multilingual", &model::is_multilingual)
         .def_property_readonly("type", &model::type_name)
@@ -233,7 +231,7 @@ PYBIND11_MODULE(_core, m) {
         .def_property_readonly("states_created", &model::states_created,
                                "whisper_states allocated so far (at most max_states).")
         .def("transcribe",
-             [](model & self, const py::array & audio, const transcribe_options & options,
+             [](model & self, const py::array & audio, const full_params & params,
                 const py::object & on_progress, const py::object & on_segment,
                 std::shared_ptr<cancel_token> cancel) {
                  log_flush_guard flush;
@@ -241,9 +239,9 @@ PYBIND11_MODULE(_core, m) {
                  const float * samples = audio_samples(audio, &n);
                  const transcribe_callbacks callbacks = make_callbacks(on_progress, on_segment);
                  py::gil_scoped_release release;
-                 return self.transcribe(samples, n, options, callbacks, cancel.get());
+                 return self.transcribe(samples, n, params, callbacks, cancel.get());
              },
-             py::arg("audio"), py::arg("options"), py::arg("on_progress") = py::none(),
+             py::arg("audio"), py::arg("params"), py::arg("on_progress") = py::none(),
              py::arg("on_segment") = py::none(), py::arg("cancel") = nullptr)
         .def("detect_language",
              [](model & self, const py::array & audio, int n_threads, int offset_ms,

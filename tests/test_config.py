@@ -40,7 +40,7 @@ word_timestamps = true
 hallucination_silence_threshold = 2
 threads = 4
 beam_size = 5
-temperature = [0.0, 0.2, 0.4]
+temperature = [0.4, 0.7, 1.0]
 
 [logging]
 level = "info"
@@ -78,7 +78,7 @@ def test_seed_example_loads_with_every_value_converted(tmp_path: Path, clean_env
     assert config.resolve_model_alias("tiny.en") == ModelAlias("tiny.en")
     t = config.transcribe
     assert (t.options["language"], t.output_format) == ("en", ("srt", "vtt"))
-    assert (t.options["beam_size"], t.options["temperature"]) == (5, (0.0, 0.2, 0.4))
+    assert (t.options["beam_size"], t.options["temperature"]) == (5, (0.4, 0.7, 1.0))
     assert t.options["word_timestamps"] is True and t.threads == 4
     assert t.options["hallucination_silence_threshold"] == 2.0
     assert t.device == "auto" and t.overwrite is False  # untouched keys keep their defaults
@@ -357,7 +357,7 @@ def test_any_transcription_option_is_a_transcribe_key(tmp_path: Path, clean_env:
         [transcribe]
         max_initial_timestamp = 0.5
         language = "English"
-        temperature = "0,0.5"
+        temperature = "0,0.5,1"
         suppress_tokens = [-1, 50]
         batch_size = 8
         """,
@@ -366,7 +366,7 @@ def test_any_transcription_option_is_a_transcribe_key(tmp_path: Path, clean_env:
     assert options == {
         "max_initial_timestamp": 0.5,
         "language": "en",
-        "temperature": (0.0, 0.5),
+        "temperature": (0.0, 0.5, 1.0),
         "suppress_tokens": (-1, 50),
         "batch_size": 8,
     }

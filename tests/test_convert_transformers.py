@@ -31,7 +31,6 @@ import pytest
 from safetensors.numpy import save_file
 
 import torch_save
-from dattavani import _core
 from dattavani.convert import (
     ConversionError,
     checkpoint_format,
@@ -51,6 +50,7 @@ from dattavani.convert.ggml_writer import (
 from dattavani.convert.openai_pt import read_tiktoken
 from dattavani.convert.torch_zip import read_torch_file
 from dattavani.errors import ModelLoadError
+from dattavani.models import LoadParameters
 
 Arrays = dict[str, npt.NDArray[np.floating]]
 
@@ -303,7 +303,7 @@ def test_shallow_decoder_like_distil_whisper_loads_in_whisper_cpp(
     info = read_ggml(out)
     assert info.hparams.n_text_layer == 2 and info.hparams.n_audio_layer == 4
     assert len(info.tensors) == 7 + 15 * 4 + 4 + 24 * 2
-    model = _core.Model(str(out), use_gpu=False)
+    model = LoadParameters(use_gpu=False).load_model(out)
     assert (model.n_text_layer, model.n_audio_layer) == (2, 4)
 
 
@@ -344,7 +344,7 @@ def test_large_v3_dimensions(ct2_tiny_en: Path, tmp_path: Path) -> None:
     assert len(info.vocab) == 50257 and info.vocab[50256] == b""
     for name, array in weights.items():
         assert np.array_equal(info.load(name).astype(np.float16), array), name
-    model = _core.Model(str(out), use_gpu=False)
+    model = LoadParameters(use_gpu=False).load_model(out)
     assert model.n_mels == 128 and model.n_vocab == 51866 and model.is_multilingual
 
 

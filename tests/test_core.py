@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 
 import dattavani
 from dattavani import Cancelled, OptionsError, Transcriber, _core
+from dattavani.models import LoadParameters
 from dattavani.testing import JFK_WORDS, words
 
 
@@ -307,6 +309,35 @@ def test_bad_options_raise_options_error(transcriber: Transcriber, jfk) -> None:
             transcriber.transcribe(jfk, **options)
 
 
+@pytest.mark.parametrize(
+    ("parameters", "reason"),
+    [
+        # The fallback starts above 1.0, where whisper.cpp's schedule ends: it had no temperature
+        # to decode at and read a decoder that never ran (a segfault).
+        ({"temperature": 1.2, "temperature_inc": 0.2}, "temperature must be at most 1.0"),
+        # A step too small to raise the float: whisper.cpp's schedule never ended (a hang that
+        # filled the memory).
+        ({"temperature": 0.0, "temperature_inc": 1e-9}, "more than 1000 fallback temperatures"),
+        # whisper.cpp turns it into a timestamp token in int arithmetic, which these overflowed
+        # into an index far before the logits (a segfault).
+        ({"max_initial_ts": 1e8}, "max_initial_ts must be at most 30 seconds"),
+        ({"max_initial_ts": math.inf}, "max_initial_ts must be at most 30 seconds"),
+    ],
+    ids=str,
+)
+def test_parameters_that_broke_whisper_cpp_are_refused(
+    transcriber: Transcriber, jfk, parameters: dict[str, float], reason: str
+) -> None:
+    """The native check each call runs, for callers of _core itself (TranscribeOptions refuses
+    the same when it is made: test_options.py)."""
+    native = _core.FullParams()
+    native.n_threads, native.language = 1, "en"
+    for name, value in parameters.items():
+        setattr(native, name, value)
+    with pytest.raises(OptionsError, match=reason):
+        transcriber.native_model.transcribe(jfk, native)
+
+
 def test_model_hyperparameters(transcriber: Transcriber, tiny_en_ggml: Path) -> None:
     model = transcriber.native_model
     assert (model.n_vocab, model.n_mels, model.n_audio_layer, model.n_text_layer) == (
@@ -324,7 +355,7 @@ def test_model_hyperparameters(transcriber: Transcriber, tiny_en_ggml: Path) -> 
 
 def test_native_log_goes_to_python_logging(tiny_en_ggml: Path, caplog) -> None:
     with caplog.at_level(logging.DEBUG, logger="dattavani.native"):
-        _core.Model(str(tiny_en_ggml), use_gpu=False)
+        LoadParameters(use_gpu=False).load_model(tiny_en_ggml)
     native = [r for r in caplog.records if r.name == "dattavani.native"]
     assert any("n_audio_layer" in r.getMessage() for r in native)
 

@@ -13,6 +13,7 @@ import pytest
 from dattavani import GPUMemoryError, _core
 from dattavani.convert import quantize
 from dattavani.memory import MemoryEstimate, check_fits, estimate_memory
+from dattavani.models import LoadParameters
 
 SIZE_LINE = re.compile(r"(?:model size|kv \w+\s+size|compute buffer \(\w+\))\s*=\s*([\d.]+) MB")
 
@@ -25,8 +26,9 @@ def reported_allocation(
     at once (a barrier), so up to ``states`` are made."""
     caplog.clear()
     with caplog.at_level(logging.DEBUG, logger="dattavani.native"):
-        model = _core.Model(str(path), use_gpu=use_gpu, flash_attn=flash_attn, max_states=states)
-        options = _core.TranscribeOptions()
+        load = LoadParameters(use_gpu=use_gpu, flash_attn=flash_attn, max_states=states)
+        model = load.load_model(path)
+        options = _core.FullParams()
         options.n_threads = 1
         options.language = "en"
         start = threading.Barrier(states)

@@ -148,11 +148,20 @@ def test_memory_limits_are_checked_and_named_as_results_name_devices() -> None:
             ModelCache(memory_limit={"cpu": bad})  # type: ignore[dict-item]
 
 
-def test_the_estimate_assumes_the_native_load_defaults() -> None:
-    # acquire() without options must be booked as dattavani._core.Model loads it.
+def test_the_estimate_and_the_load_take_the_same_parameters(models: dict[str, Path]) -> None:
+    # acquire() without options must be booked as the model is loaded. LoadParameters alone has
+    # defaults: dattavani._core.Model takes every load parameter as a required keyword, so a
+    # field missing on either side, or a default anywhere else, fails here.
     from dattavani import _core
     from dattavani.models import LoadParameters
 
     signature = str(_core.Model.__init__.__doc__)
-    for name, value in asdict(LoadParameters()).items():
-        assert re.search(rf"\b{name}: [\w.| ]+ = {value}\b", signature), (name, signature)
+    keywords = re.search(r"path: str, \*, (.*)\) -> None", signature)
+    assert keywords is not None, signature
+    assert "=" not in keywords.group(1)
+    assert set(re.findall(r"(\w+): ", keywords.group(1))) == set(asdict(LoadParameters()))
+    with pytest.raises(TypeError):
+        _core.Model(str(models["q8_0"]))  # type: ignore[call-arg]
+    with ModelCache().acquire(models["q8_0"]) as lease:
+        loaded = {name: getattr(lease.model, name) for name in asdict(LoadParameters())}
+        assert loaded == asdict(LoadParameters())

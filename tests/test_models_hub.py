@@ -23,11 +23,11 @@ from safetensors.numpy import load_file
 
 import test_convert_transformers as converter_tests
 import torch_save
-from dattavani import Transcriber, _core
+from dattavani import Transcriber
 from dattavani.config import Config, config_from_dict
 from dattavani.convert import ggml_precision
 from dattavani.errors import ConversionError, DownloadError, ModelNotFoundError
-from dattavani.models import resolve_model
+from dattavani.models import LoadParameters, resolve_model
 from dattavani.testing import JFK_WORDS, words
 from hub_server import HubServer, folder_files
 
@@ -73,7 +73,7 @@ def resolve_in_subprocess(spec: str, *extra: str) -> subprocess.Popen[str]:
         f"""
         import json, logging, sys
         logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-        from dattavani.models import resolve_model
+        from dattavani.models import LoadParameters, resolve_model
         model = resolve_model({spec!r}, progress=False)
         print(json.dumps({{"path": str(model.path), "source": model.source}}))
         """
@@ -202,7 +202,7 @@ def test_quantized_alias_is_made_from_the_f16_model(hub: HubServer, tiny_en_ggml
     assert (model.model_id, model.precision) == ("tiny.en", "q5_0")
     assert model.metadata["source_repo"] == GGML_REPO
     assert model.path.stat().st_size < tiny_en_ggml.stat().st_size / 2
-    assert _core.Model(str(model.path), use_gpu=False).n_text_layer == 4
+    assert LoadParameters(use_gpu=False).load_model(model.path).n_text_layer == 4
     # The f16 model it came from stays cached: q8_0 is quantized from it without the hub.
     requests_before = len(hub.requests)
     q8 = resolve_model("tiny.en-q8_0")

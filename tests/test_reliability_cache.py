@@ -23,8 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from dattavani import _core
-from dattavani.models import DiskCache, resolve_model
+from dattavani.models import DiskCache, LoadParameters, resolve_model
 from dattavani.models.hub import HubSettings, remove_stale_downloads
 from hub_server import HubServer
 from test_models_hub import GGML_REPO, hub, isolated
@@ -292,5 +291,5 @@ def test_two_processes_converting_one_model_both_succeed_and_convert_once(
     assert (one_log + two_log).count("made local-") == 1  # converted once; the other waited
     path = Path(one["path"])
     assert sha256(path) == sha256(tiny_en_ggml)
-    assert _core.Model(str(path), use_gpu=False).n_text_layer == 4
+    assert LoadParameters(use_gpu=False).load_model(path).n_text_layer == 4
     assert os.listdir(path.parents[1] / ".tmp") == []

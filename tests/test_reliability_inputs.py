@@ -28,8 +28,9 @@ import pytest
 import soundfile
 
 import dattavani
-from dattavani import AudioError, ModelLoadError, Transcriber, _core, load_audio
+from dattavani import AudioError, ModelLoadError, Transcriber, load_audio
 from dattavani.convert.ggml_writer import GgmlTensorInfo, read_ggml
+from dattavani.models import LoadParameters
 from dattavani.testing import JFK_WORDS, word_error_rate, words
 from test_audio import encode, jfk_at, tone_pcm, wav_bytes, write_jfk
 
@@ -51,7 +52,7 @@ def still_transcribes_afterwards(
     the module's teardown)."""
     yield
     assert words(transcriber.transcribe(jfk_audio).text) == JFK_WORDS
-    assert _core.Model(str(tiny_en_ggml), use_gpu=False).n_audio_layer == 4
+    assert LoadParameters(use_gpu=False).load_model(tiny_en_ggml).n_audio_layer == 4
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +262,8 @@ def test_a_stream_that_changes_layout_and_rate_part_way_is_decoded_whole(
 # after loading a model as a service would. (An unreadable audio file is test_audio.py's.)
 _UNREADABLE_CHILD = """
 import json, os, sys
-from dattavani import DattavaniError, ModelLoadError, Transcriber, _core
+from dattavani import DattavaniError, ModelLoadError, Transcriber
+from dattavani.models import LoadParameters
 model, secret_model = sys.argv[1:]
 Transcriber(model, device="cpu", threads=1)
 if os.geteuid() == 0:
@@ -269,7 +271,7 @@ if os.geteuid() == 0:
     os.setuid(65534)
 report = {}
 try:
-    _core.Model(secret_model, use_gpu=False)
+    LoadParameters(use_gpu=False).load_model(secret_model)
 except ModelLoadError as error:
     report["core_model"] = str(error)
 try:
@@ -503,7 +505,7 @@ def test_bad_model_file(good_model, tmp_path: Path, case: str) -> None:
     reason = reason.replace("LAST", re.escape(last(tensors).name))
     try:
         with pytest.raises(ModelLoadError, match=reason) as error:
-            _core.Model(str(path), use_gpu=False)
+            LoadParameters(use_gpu=False).load_model(path)
         assert f"'{path}'" in str(error.value)
         # The public entry point refuses it too, naming the file (its resolver may catch the
         # broken header before the native loader does, with its own words for the reason).
@@ -517,7 +519,7 @@ def test_bad_model_file(good_model, tmp_path: Path, case: str) -> None:
 def test_model_path_missing_or_a_directory(tmp_path: Path) -> None:
     for path, reason in [(tmp_path / "nowhere.bin", "no such file"), (tmp_path, "directory")]:
         with pytest.raises(ModelLoadError, match=reason) as error:
-            _core.Model(str(path), use_gpu=False)
+            LoadParameters(use_gpu=False).load_model(path)
         assert str(path) in str(error.value)
         # The resolver takes a folder for a checkpoint to convert: another error type, same rule.
         with pytest.raises(dattavani.DattavaniError) as error:

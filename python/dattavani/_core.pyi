@@ -15,7 +15,7 @@ class CancelToken:
     @property
     def cancelled(self) -> bool: ...
 
-class TranscribeOptions:
+class FullParams:
     language: str
     translate: bool
     n_threads: int
@@ -50,9 +50,10 @@ class TranscribeOptions:
     audio_ctx: int
     n_max_text_ctx: int
     def __init__(self) -> None: ...
+    def fallback_temperatures(self) -> list[float]: ...
     def validate(self) -> None: ...
 
-class Token:
+class DecodedToken:
     id: int
     text: bytes
     probability: float
@@ -61,16 +62,16 @@ class Token:
     end: float
     dtw_time: float
 
-class Segment:
+class DecodedSegment:
     start: float
     end: float
     text: str
     avg_logprob: float
     no_speech_prob: float
-    tokens: list[Token]
+    tokens: list[DecodedToken]
 
-class Transcription:
-    segments: list[Segment]
+class FullResult:
+    segments: list[DecodedSegment]
     language: str
     language_probability: float
     language_probs: list[tuple[str, float]]
@@ -101,20 +102,21 @@ class Model:
     def __init__(
         self,
         path: str,
-        use_gpu: bool = True,
-        gpu_device: int = 0,
-        flash_attn: bool = True,
-        max_states: int = 4,
-        dtw: bool = False,
+        *,
+        use_gpu: bool,
+        gpu_device: int,
+        flash_attn: bool,
+        dtw: bool,
+        max_states: int,
     ) -> None: ...
     def transcribe(
         self,
         audio: npt.NDArray[np.float32],
-        options: TranscribeOptions,
+        params: FullParams,
         on_progress: Callable[[float], Any] | None = None,
-        on_segment: Callable[[Segment], Any] | None = None,
+        on_segment: Callable[[DecodedSegment], Any] | None = None,
         cancel: CancelToken | None = None,
-    ) -> Transcription: ...
+    ) -> FullResult: ...
     def detect_language(
         self,
         audio: npt.NDArray[np.float32],

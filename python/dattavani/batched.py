@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from . import _core
 
 #: A chunk's decoding under way: its language and whisper.cpp's result.
-Decoding = concurrent.futures.Future[tuple[str, "_core.Transcription"]]
+Decoding = concurrent.futures.Future[tuple[str, "_core.FullResult"]]
 
 
 class ChunkRun(Protocol):
@@ -51,10 +51,10 @@ class ChunkRun(Protocol):
 
     def decode_chunk(
         self, piece: Piece, threads: int, *, first: bool
-    ) -> tuple[str, _core.Transcription]:
+    ) -> tuple[str, _core.FullResult]:
         """Decode one chunk on ``threads`` threads (any thread may call it)."""
 
-    def take_in_chunk(self, piece: Piece, language: str, native: _core.Transcription) -> None:
+    def take_in_chunk(self, piece: Piece, language: str, native: _core.FullResult) -> None:
         """Add a decoded chunk's segments, in input order (the calling thread's only)."""
 
 

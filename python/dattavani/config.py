@@ -293,7 +293,7 @@ def parse_temperatures(value: str | float | list[float] | tuple[float, ...]) -> 
         except (TypeError, ValueError):
             raise ConfigError(
                 f"invalid temperature {item!r}: a number in [0, 2] or a comma-separated "
-                "increasing list such as 0,0.2,0.4"
+                "list rising in equal steps up to 1, such as 0,0.2,0.4,0.6,0.8,1"
             ) from None
     if not temperatures:
         raise ConfigError("no temperature given")

@@ -120,8 +120,8 @@ def device_name(spec: str) -> str:
 
 
 def device_of_load(use_gpu: bool, gpu_device: int = 0) -> DeviceChoice:
-    """The device ``dattavani._core.Model(path, use_gpu=..., gpu_device=...)`` loads on, with its
-    free memory as the backend reports it now.
+    """The device a model loaded with ``use_gpu`` and ``gpu_device`` (``LoadParameters``) is
+    on, with its free memory as the backend reports it now.
 
     whisper.cpp counts ``gpu_device`` over the GPUs of every backend in registry order, and loads
     on the CPU when there is no such GPU (a CPU build, or an index past the last GPU).

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 Task = Literal["transcribe", "translate"]
 
+#: The range of whisper.cpp's ints, which every integer option must fit.
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+
 #: openai-whisper's fallback schedule: start greedy at 0, raise by 0.2 when a window fails the
 #: compression-ratio / log-probability checks.
 DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -103,12 +106,11 @@ class TranscribeOptions:
         self._normalize_languages()
         if self.task not in ("transcribe", "translate"):
             raise OptionsError(f"task must be 'transcribe' or 'translate', got {self.task!r}")
-        if self.beam_size is not None and not 1 <= self.beam_size <= 8:
-            raise OptionsError(
-                f"beam_size must be None (greedy) or in [1, 8], got {self.beam_size}"
-            )
-        if not 1 <= self.best_of <= 8:
-            raise OptionsError(f"best_of must be in [1, 8], got {self.best_of}")
+        # The decoder count's upper bound is whisper.cpp's (the native check, below).
+        if self.beam_size is not None and self.beam_size < 1:
+            raise OptionsError(f"beam_size must be None (greedy) or >= 1, got {self.beam_size}")
+        if self.best_of < 1:
+            raise OptionsError(f"best_of must be >= 1, got {self.best_of}")
         temperatures = self.temperatures
         if not temperatures or any(not 0.0 <= t <= 2.0 for t in temperatures):
             raise OptionsError(f"temperatures must be in [0, 2], got {self.temperature!r}")
@@ -126,12 +128,13 @@ class TranscribeOptions:
                 f"suppress_tokens must be token ids (or -1 for the non-speech tokens), "
                 f"got {self.suppress_tokens!r}"
             )
-        if self.repetition_penalty <= 0:
-            raise OptionsError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
-        if self.no_repeat_ngram_size < 0:
+        if not 0 < self.repetition_penalty < 1e6:
             raise OptionsError(
-                f"no_repeat_ngram_size must be >= 0, got {self.no_repeat_ngram_size}"
+                f"repetition_penalty must be > 0 and below 10^6, got {self.repetition_penalty}"
             )
+        for name in ("no_repeat_ngram_size", "max_segment_length", "max_tokens_per_segment"):
+            if getattr(self, name) < 0:
+                raise OptionsError(f"{name} must be >= 0, got {getattr(self, name)}")
         threshold = self.hallucination_silence_threshold
         if threshold is not None and threshold <= 0:
             raise OptionsError(f"hallucination_silence_threshold must be > 0, got {threshold}")
@@ -151,13 +154,16 @@ class TranscribeOptions:
             )
         if self.patience is not None and self.patience <= 0:
             raise OptionsError(f"patience must be > 0, got {self.patience}")
+        # Its upper bound, the 30 s window, is whisper.cpp's (the native check, below).
         if self.max_initial_timestamp < 0:
             raise OptionsError("max_initial_timestamp must be >= 0")
         if self.batch_size is not None and self.batch_size < 1:
             raise OptionsError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not (0 <= self.offset <= 1e7 and 0 <= self.duration <= 1e7):
-            raise OptionsError("offset and duration must be in [0, 10^7] seconds")
+        # whisper.cpp takes them in milliseconds, as an int.
+        if not (0 <= self.offset <= 1e6 and 0 <= self.duration <= 1e6):
+            raise OptionsError("offset and duration must be in [0, 10^6] seconds")
         object.__setattr__(self, "clip_timestamps", _clip_times(self.clip_timestamps))
+        self._check_native()
 
     def _check_types(self) -> None:
         """Wrong types and non-finite numbers become OptionsError, not a TypeError from the
@@ -169,6 +175,8 @@ class TranscribeOptions:
                 continue
             if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
                 raise OptionsError(f"{f.name} must be an integer, got {value!r}")
+            if kind is int and not _INT_MIN <= value <= _INT_MAX:
+                raise OptionsError(f"{f.name} must fit in 32 bits, got {value}")
             if kind is float:
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise OptionsError(f"{f.name} must be a number, got {value!r}")
@@ -198,6 +206,25 @@ class TranscribeOptions:
                     )
                 codes.append(code)
             object.__setattr__(self, "allowed_languages", tuple(codes))
+
+    def _check_native(self) -> None:
+        """The rules whisper.cpp owns (``dattavani._core.FullParams.validate``: its decoder count,
+        language codes, ``suppress_regex`` as std::regex, ``audio_ctx``, and what would crash
+        it), run here so that a bad option fails when the options are made; and that whisper.cpp
+        falls back through the temperatures given, not others."""
+        native = self.to_native(threads=1)
+        native.validate()
+        given, runs = self.temperatures, native.fallback_temperatures()
+        # A temperature's fifth decimal changes nothing; whisper.cpp's steps are float sums.
+        if len(runs) != len(given) or any(
+            abs(a - b) > 1e-4 for a, b in zip(runs, given, strict=True)
+        ):
+            raise OptionsError(
+                f"temperature {self.temperature!r}: whisper.cpp falls back from the first "
+                "temperature in equal steps up to 1.0, so it would decode at "
+                f"{tuple(round(t, 4) for t in runs)}; give one temperature or such a schedule, "
+                f"e.g. {DEFAULT_TEMPERATURES}"
+            )
 
     @property
     def temperatures(self) -> tuple[float, ...]:
@@ -259,11 +286,12 @@ class TranscribeOptions:
                 kwargs[name] = tuple(kwargs[name])
         return cls(**kwargs)
 
-    def to_native(self, threads: int) -> _core.TranscribeOptions:
-        """whisper.cpp's parameters for one call."""
+    def to_native(self, threads: int) -> _core.FullParams:
+        """whisper.cpp's parameters for one call (``dattavani._core.Model.transcribe`` checks
+        them again, with the language and prompt the call sets)."""
         from . import _core
 
-        native = _core.TranscribeOptions()
+        native = _core.FullParams()
         native.language = self.language or ""
         native.translate = self.task == "translate"
         native.n_threads = threads
@@ -273,9 +301,14 @@ class TranscribeOptions:
         native.length_penalty = -1.0 if self.length_penalty is None else self.length_penalty
         temperatures = self.temperatures
         native.temperature = temperatures[0]
-        # whisper.cpp's fallback raises the temperature in equal steps; a schedule of one value
-        # means no fallback.
-        native.temperature_inc = temperatures[1] - temperatures[0] if len(temperatures) > 1 else 0.0
+        # whisper.cpp's fallback raises the temperature in equal steps up to 1.0; a schedule of one
+        # value means no fallback. The step from the two ends: the second value alone may be
+        # rounded (0.166667), and whisper.cpp's float sums would then pass 1.0 early.
+        native.temperature_inc = (
+            (temperatures[-1] - temperatures[0]) / (len(temperatures) - 1)
+            if len(temperatures) > 1
+            else 0.0
+        )
         # No entropy is below 0: a threshold of 0 turns the repetition check off.
         native.entropy_thold = 0.0 if self.entropy_threshold is None else self.entropy_threshold
         native.logprob_thold = (
@@ -305,7 +338,6 @@ class TranscribeOptions:
         native.offset_ms = round(self.offset * 1000)
         native.duration_ms = round(self.duration * 1000)
         native.audio_ctx = self.audio_ctx
-        native.validate()
         return native
 
 
@@ -349,7 +381,7 @@ def _clip_times(value: object) -> tuple[float, ...] | None:
 
 def _is_token_id(value: object) -> bool:
     """A token id, or -1 for the non-speech tokens (a bool is not one)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= -1
+    return isinstance(value, int) and not isinstance(value, bool) and -1 <= value <= _INT_MAX
 
 
 def _scalar_kinds() -> dict[str, type]:

@@ -36,10 +36,10 @@ def compression_ratio(text: str) -> float:
 
 def build_segment(
     index: int,
-    native: _core.Segment,
+    native: _core.DecodedSegment,
     opts: TranscribeOptions,
     to_time: TimeMap,
-    previous: _core.Segment | None = None,
+    previous: _core.DecodedSegment | None = None,
     language: str | None = None,
 ) -> Segment:
     """One result segment, decoded in ``language``, with words when asked for and flags for what
@@ -101,10 +101,10 @@ class SegmentBuilder:
         self.to_time = to_time
         self.timer = WordTimer(last_speech_end) if opts.word_timestamps else None
         self.last_speech_end = last_speech_end
-        self._previous: _core.Segment | None = None
+        self._previous: _core.DecodedSegment | None = None
         self._count = 0
 
-    def __call__(self, native: _core.Segment) -> Segment:
+    def __call__(self, native: _core.DecodedSegment) -> Segment:
         segment = build_segment(
             self.first_id + self._count,
             native,
@@ -135,7 +135,7 @@ def flag_repetitions(segments: Sequence[Segment]) -> list[Segment]:
 
 
 def _words(
-    native: _core.Segment,
+    native: _core.DecodedSegment,
     seg_start: float,
     seg_end: float,
     to_time: TimeMap,
@@ -153,7 +153,7 @@ def _words(
     last token ends (the first word at ``first_start``); without, whisper.cpp's timestamp-token
     estimates are used.
     """
-    groups: list[list[_core.Token]] = []
+    groups: list[list[_core.DecodedToken]] = []
     for token in native.tokens:
         if not groups or token.text.startswith(b" "):
             groups.append([token])

@@ -514,7 +514,7 @@ class _Run:
 
     def decode_chunk(
         self, piece: Piece, threads: int, *, first: bool
-    ) -> tuple[str, _core.Transcription]:
+    ) -> tuple[str, _core.FullResult]:
         """Batched mode's call on one chunk: its language (with multilingual, its own), decoded."""
         language = self._window_language(piece.speech)
         return language, self.decode(piece, language, threads, first=first)
@@ -532,8 +532,8 @@ class _Run:
         *,
         first: bool,
         on_progress: Callable[[float], None] | None = None,
-        on_segment: Callable[[_core.Segment], None] | None = None,
-    ) -> _core.Transcription:
+        on_segment: Callable[[_core.DecodedSegment], None] | None = None,
+    ) -> _core.FullResult:
         """One whisper.cpp call on ``piece``'s speech in ``language`` (``first``: the input's
         first piece, which gets the prefix): safe to run on several threads at once."""
         native_options = self.opts.to_native(threads)
@@ -544,7 +544,7 @@ class _Run:
             piece.speech, native_options, on_progress, on_segment, self.cancel
         )
 
-    def take_in_chunk(self, piece: Piece, language: str, native: _core.Transcription) -> None:
+    def take_in_chunk(self, piece: Piece, language: str, native: _core.FullResult) -> None:
         """Batched mode: a decoded chunk's segments, reported, then the progress they make."""
         # A chunk decoded before the cancel came is not reported after it.
         if self.cancel is not None and self.cancel.cancelled:
@@ -554,7 +554,7 @@ class _Run:
             self.progress.reached(piece.end)
 
     def absorb(
-        self, piece: Piece, language: str, native: _core.Transcription, *, reported: bool
+        self, piece: Piece, language: str, native: _core.FullResult, *, reported: bool
     ) -> None:
         """Add one call's segments, decoded in ``language``, in input order; report them unless
         the call already did."""
@@ -647,7 +647,7 @@ class _Run:
 
     def _segment_callback(
         self, to_time: TimeMap, language: str
-    ) -> Callable[[_core.Segment], None] | None:
+    ) -> Callable[[_core.DecodedSegment], None] | None:
         """Reports segments while whisper.cpp decodes, unless they must wait for the hallucination
         check of the whole call."""
         if self.on_segment is None or self.hallucination_threshold is not None:

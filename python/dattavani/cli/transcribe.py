@@ -71,7 +71,7 @@ OPTION_FLAGS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         {
             "type": _temperatures,
             "metavar": "T[,T...]",
-            "help": "temperature or fallback schedule, e.g. 0,0.2",
+            "help": "temperature, or fallback schedule in equal steps up to 1, e.g. 0,0.5,1",
         },
     ),
     "initial_prompt": (

@@ -34,8 +34,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class LoadParameters:
-    """How a model file is loaded: ``dattavani._core.Model``'s parameters, with its defaults
-    (``cpp/model.h``'s ``model_params``; a test keeps the two equal).
+    """How a model file is loaded: ``dattavani._core.Model``'s parameters and their defaults,
+    written here only (the binding takes each as a required keyword), and :meth:`load_model`,
+    the one call that loads a model with them.
 
     ``max_states`` bounds the transcriptions that run at once on the model; ``dtw`` loads it for
     word timestamps from cross-attention, which needs flash attention off.
@@ -62,6 +63,20 @@ class LoadParameters:
                 f"unknown model load parameter(s): {', '.join(unknown)}; known: {', '.join(known)}"
             )
         return cls(**parameters)
+
+    def load_model(self, path: str | os.PathLike[str]) -> _core.Model:
+        """The GGML model file at ``path``, loaded with these parameters, uncached: the one
+        Python call of ``dattavani._core.Model`` (:class:`ModelCache` loads through it)."""
+        from dattavani import _core
+
+        return _core.Model(
+            os.fspath(path),
+            use_gpu=self.use_gpu,
+            gpu_device=self.gpu_device,
+            flash_attn=self.flash_attn,
+            dtw=self.dtw,
+            max_states=self.max_states,
+        )
 
     @property
     def uses_flash_attention(self) -> bool:
@@ -180,7 +195,7 @@ class ModelCache:
         config: Config | None = None,
         **parameters: Any,
     ) -> ModelLease:
-        """A lease on the model at ``path`` loaded with ``load`` (default: the native defaults),
+        """A lease on the model at ``path`` loaded with ``load`` (default: ``LoadParameters()``),
         changed by ``parameters`` (``use_gpu=False``...), loading it if needed.
 
         ``config`` (default: the cache's) gives the ``gpu_memory_limit`` this load must fit.
@@ -298,10 +313,8 @@ class ModelCache:
         ]
 
     def _load(self, key: _Key, slot: _Slot) -> None:
-        from dattavani import _core
-
         try:
-            slot.model = _core.Model(slot.path, **asdict(slot.load))
+            slot.model = slot.load.load_model(slot.path)
         except BaseException as error:
             slot.error = error
             with self._lock:
